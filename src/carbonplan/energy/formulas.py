@@ -13,7 +13,7 @@ HOURS_PER_YEAR = 8760.0
 
 
 def energy_kwh(units: float, power_w: float, hours: float, pue: float) -> float:
-    """Facility energy of `units` devices drawing `power_w` each for `hours`, with the site's PUE."""
+    """Facility energy of `units` devices drawing `power_w` each for `hours`, with PUE."""
     return units * power_w * hours / 1000.0 * pue
 
 
@@ -22,13 +22,14 @@ def emissions_kg(energy_kwh_: float, ci_g_per_kwh: float) -> float:
     return energy_kwh_ * ci_g_per_kwh / 1000.0
 
 
-def embodied_kg(units: float, embodied_kg_per_unit: float, lifetime_h: float, hours: float) -> float:
-    """Share of a device's embodied carbon used by `units` devices over `hours` (linear amortization)."""
+def embodied_kg(units: float, embodied_kg_per_unit: float, lifetime_h: float,
+                hours: float) -> float:
+    """Embodied carbon of `units` devices used for `hours` (linear amortization)."""
     return units * embodied_kg_per_unit / lifetime_h * hours
 
 
 def mig_power_w(idle_w: float, tdp_w: float, slices: int, utilization: float = 1.0) -> float:
-    """Power of a MIG instance using `slices` of 7 compute slices: idle/7*k + (TDP-idle)*util*k/7."""
+    """Power of a MIG instance of `slices` of 7: idle/7*k + (TDP-idle)*util*k/7."""
     k = slices / MIG_SLICES_PER_GPU
     return idle_w * k + (tdp_w - idle_w) * utilization * k
 
