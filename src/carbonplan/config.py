@@ -3,8 +3,8 @@
 Lookup order for the file: `--config`, $CARBONPLAN_CONFIG, ./carbonplan.toml,
 <user config dir>/carbonplan/config.toml; with none, the embedded default (the built-in cloud
 catalog, the offline carbon model, the local executor). Every table forbids unknown keys, so a
-typo is an error that names the key and suggests the right one. Regions and pools named in the file take
-their missing facts (zone, PUE, price, eviction rate) from the catalog.
+typo is an error that names the key and suggests the right one. Regions and pools named in the
+file take their missing facts (zone, PUE, price, eviction rate) from the catalog.
 """
 
 from __future__ import annotations

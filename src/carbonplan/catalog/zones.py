@@ -5,7 +5,8 @@ over 2022-08-03..2022-12-07 as published by Electricity Maps (the 47-zone collec
 et al., SIGMETRICS 2024), rounded. It is a level for estimates and validation, not a forecast; the
 offline model in carbonplan.signals adds the daily and seasonal shape. `utc_offset_h` is the
 zone's standard-time offset (for daily shapes). `mix` names the dominant low-carbon source, which
-decides the shape of the offline model: solar (midday dip), wind, hydro/nuclear (flat), fossil (flat, high).
+decides the shape of the offline model: solar (midday dip), wind, hydro/nuclear (flat),
+fossil (flat, high).
 Plain data: imports nothing from carbonplan.
 """
 
