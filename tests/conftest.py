@@ -45,3 +45,33 @@ def cli(capsys: pytest.CaptureFixture[str]):
 @pytest.fixture
 def db_path(isolated: Path) -> Path:
     return Path(os.environ["CARBONPLAN_DB"])
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh, empty PostgreSQL database on the test server (skips when none is running)."""
+    import uuid
+
+    admin = os.environ.get("CARBONPLAN_TEST_PG")
+    if not admin:
+        pytest.skip("no PostgreSQL: set CARBONPLAN_TEST_PG (scripts/test starts one)")
+    from sqlalchemy import create_engine, text
+
+    from carbonplan.store.db import resolve_url
+
+    name = f"cp_{uuid.uuid4().hex[:12]}"
+    eng = create_engine(resolve_url(admin), isolation_level="AUTOCOMMIT")
+    with eng.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    yield admin.rsplit("/", 1)[0] + "/" + name
+    with eng.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    eng.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request, tmp_path: Path) -> str:
+    """A store URL on each backend: a SQLite file, and a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "s.db")
+    return request.getfixturevalue("pg_url")

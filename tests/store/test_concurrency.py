@@ -48,3 +48,30 @@ def test_8_processes_submit_100_jobs_each(tmp_path: Path) -> None:
         n_events = conn.execute(text("SELECT COUNT(*) FROM job_events")).scalar()
     assert n_events == len(jobs)
     assert all(j.deadline > datetime.now(UTC) + timedelta(hours=40) for j in jobs)
+
+
+def _open_and_write(url: str, proc: int, start: mp.Event) -> None:
+    from carbonplan.domain import JobSpec
+    from carbonplan.store import open_store
+
+    start.wait()
+    store = open_store(url)
+    deadline = datetime.now(UTC) + timedelta(days=1)
+    for i in range(20):
+        store.add_job(JobSpec(name=f"p{proc}-{i}", user="u", project="p", command=["true"],
+                              hours=1, deadline=deadline))
+
+
+def test_processes_migrate_a_new_postgres_store_once(pg_url: str) -> None:
+    ctx = mp.get_context("spawn")
+    start = ctx.Event()
+    procs = [ctx.Process(target=_open_and_write, args=(pg_url, p, start)) for p in range(4)]
+    for p in procs:
+        p.start()
+    start.set()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0] * 4
+    from carbonplan.store import open_store
+
+    assert len(open_store(pg_url).list_jobs(states=None)) == 80

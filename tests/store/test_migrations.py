@@ -13,14 +13,14 @@ from carbonplan.store import migrate, open_store
 GOLDEN = Path(__file__).parents[1] / "data" / "store-v0001.sql"
 
 
-def test_migrated_schema_matches_the_models(tmp_path: Path) -> None:
+def test_migrated_schema_matches_the_models(store_url: str) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
     from sqlmodel import SQLModel
 
     import carbonplan.store.tables  # noqa: F401  (registers the tables)
 
-    store = open_store(str(tmp_path / "m.db"))
+    store = open_store(store_url)
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
     assert diff == []

@@ -1,7 +1,6 @@
 """The repository API: jobs with history, transitions, plans and placements."""
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy.exc import StatementError
@@ -21,8 +20,8 @@ def spec(name: str = "j", **kw) -> JobSpec:
 
 
 @pytest.fixture
-def store(tmp_path: Path):
-    s = open_store(str(tmp_path / "s.db"))
+def store(store_url: str):
+    s = open_store(store_url)
     yield s
     s.close()
 
