@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from carbonplan.config import SiteConfig
     from carbonplan.executors.base import Executor
 
-KINDS = ("local",)
+KINDS = ("local", "ray")
 
 
 def default_run_dir(store_url: str) -> Path:
@@ -33,4 +33,8 @@ def make_executor(cfg: SiteConfig, store_url: str, kind: str | None = None) -> E
         run_dir = cfg.executor.local.run_dir
         return LocalExecutor(Path(run_dir).expanduser() if run_dir else
                              default_run_dir(store_url))
+    if kind == "ray":
+        from carbonplan.executors.ray import RayExecutor
+
+        return RayExecutor.from_config(cfg)
     raise InputError("--executor", unknown("executor", kind, KINDS))
