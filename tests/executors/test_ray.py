@@ -407,3 +407,21 @@ def test_example_config_loads() -> None:
     ray = cfg.executor.ray
     assert cfg.executor.kind == "ray"
     assert {ray.cluster_of(p) for p in site.pools} == set(ray.clusters)
+
+
+def test_a_cluster_that_accepts_but_never_answers_times_out(store) -> None:
+    """Ray's client has no request timeout of its own; ours must reach every request."""
+    pytest.importorskip("ray.job_submission")
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # accepts connections (the kernel does), never replies
+        cfg = parse_config({**CONFIG, "executor": {"kind": "ray", "ray": {
+            "request_timeout_s": 0.5, "clusters": {
+                "eu-north-1": {"address": f"http://127.0.0.1:{silent.getsockname()[1]}"},
+                "us-east-1": {"address": "http://us:8265"},
+                "far": {"address": "http://far:8265"}}}}})
+        ex = RayExecutor.from_config(cfg)
+        res = ex.apply(start(job(), EU))
+    assert not res.ok and res.retryable and res.detail.endswith("is unreachable: timed out")

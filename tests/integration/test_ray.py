@@ -277,9 +277,9 @@ def test_jobs_run_at_their_slot_on_the_cluster_of_their_region(site, cli, monkey
 
 def test_a_spot_loss_resumes_from_its_checkpoint_on_the_other_cluster(site) -> None:
     store, ex, wd, _ = site
-    # 12 s of work, a checkpoint every 2 s; carbonplan is told a checkpoint costs 0.3 s, which
+    # 12 s of work, a checkpoint every 2 s; carbonplan is told a checkpoint costs 0.5 s, which
     # the program does not spend: the credit must then never exceed what it really saved
-    job = add(store, wd, "spot", 12, every_s=2, cost_s=0.3, deadline_s=120)
+    job = add(store, wd, "spot", 12, every_s=2, cost_s=0.5, deadline_s=120)
     apply_actions(store, ex, [start_action(store, place(job, EU_SPOT, datetime.now(UTC)))])
     ckpt = wd.parent / "spot.ckpt"
 
@@ -405,7 +405,7 @@ def test_a_lost_cluster_sends_its_jobs_back_to_the_queue(site, tmp_path: Path) -
                            extra='[[pools]]\nregion = "eu-west-1"\naccelerator = "a100-80gb"\n'
                                  'market = "spot"\ncapacity = 4\nprice_usd_per_unit_h = 2.0\n')
         ex = make_executor(load_config(cfg), store.url)
-        job = add(store, wd, "doomed", 10, every_s=1, cost_s=0.3, deadline_s=150)
+        job = add(store, wd, "doomed", 10, every_s=1, cost_s=0.5, deadline_s=150)
         apply_actions(store, ex, [start_action(store, place(job, "eu-west-1/a100-80gb/spot",
                                                             datetime.now(UTC)))])
         ckpt = wd.parent / "doomed.ckpt"

@@ -443,8 +443,10 @@ class RayExecutor:
         except (requests.RequestException, ConnectionError) as exc:
             self._clients.pop(cluster, None)
             errno = re.search(r"\[Errno -?\d+\] [^'\")]+", str(exc))
-            raise Unreachable(f"Ray cluster {cluster} ({address}) is unreachable: "
-                              f"{errno.group(0) if errno else type(exc).__name__}") from None
+            why = "timed out" if isinstance(exc, requests.Timeout) else \
+                errno.group(0) if errno else "connection failed"
+            raise Unreachable(f"Ray cluster {cluster} ({address}) is unreachable: {why}") \
+                from None
         except RuntimeError as exc:
             m = re.search(r"status code (\d{3})", str(exc))
             raise RayApiError(int(m.group(1)) if m else None, str(exc)) from None
