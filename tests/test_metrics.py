@@ -42,3 +42,22 @@ def test_metrics_and_health_endpoints() -> None:
         assert json.loads(get(base + "/healthz")[1])["status"] == "stopped"
     finally:
         server.shutdown()
+
+
+def test_grafana_dashboard_queries_exported_metrics() -> None:
+    import re
+    from pathlib import Path
+
+    dash = json.loads((Path(__file__).parents[1] / "examples" / "grafana-dashboard.json")
+                      .read_text())
+    exported = set()
+    suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"], "gauge": [""]}
+    for fam in Metrics().registry.collect():
+        exported.update(fam.name + s for s in suffixes[fam.type])
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    assert len(exprs) >= 15
+    names = {n for e in exprs for n in re.findall(r"\bcarbonplan_[a-z0-9_]+", e)}
+    missing = {n for n in names if n not in exported}
+    assert not missing, f"dashboard uses metrics the daemon does not export: {missing}"
+    ids = [p["id"] for p in dash["panels"]]
+    assert len(ids) == len(set(ids))
