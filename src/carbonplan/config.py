@@ -183,9 +183,15 @@ class StoreSection(BaseModel):
     url: str | None = None
 
 
+class LocalExecutorSection(BaseModel):
+    model_config = _STRICT
+    run_dir: str | None = None  # default: beside the SQLite store, else the user data dir
+
+
 class ExecutorSection(BaseModel):
     model_config = _STRICT
     kind: Literal["local"] = "local"
+    local: LocalExecutorSection = Field(default_factory=LocalExecutorSection)
 
 
 class MigEntry(BaseModel):

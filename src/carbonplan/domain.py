@@ -256,10 +256,23 @@ class Job(JobSpec):
     state: JobState
     submitted_at: AwareDatetime
     updated_at: AwareDatetime
+    attempt: int = 0                 # starts so far; the next start is attempt + 1
+    done_h: float = 0.0              # reference-GPU hours completed and checkpointed
+    executor: str | None = None      # executor running the current attempt
+    executor_ref: str | None = None  # its handle (Slurm cluster:id, Ray submission id, run dir)
+    ran_pool: str | None = None      # pool the current or last attempt ran in
+    started_at: AwareDatetime | None = None
+    ended_at: AwareDatetime | None = None
+    exit_code: int | None = None
 
     @property
     def active(self) -> bool:
         return self.state in ACTIVE_STATES
+
+    @property
+    def remaining_h(self) -> float:
+        """Reference-GPU hours still to run (all of it unless a checkpoint was recorded)."""
+        return max(self.hours - self.done_h, 0.0)
 
 
 class JobEvent(BaseModel):

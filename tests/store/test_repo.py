@@ -32,7 +32,8 @@ def test_roundtrip_keeps_every_field(store) -> None:
               home_region="eu-north-1", watts=350, env={"A": "1"}, external_id="c1:42")
     job = store.add_job(sp, now=T)
     got = store.get_job(job.id)
-    assert got.model_dump(exclude={"id", "state", "submitted_at", "updated_at"}) == sp.model_dump()
+    assert got.model_dump(include=set(JobSpec.model_fields)) == sp.model_dump()
+    assert (got.attempt, got.done_h, got.executor_ref, got.remaining_h) == (0, 0.0, None, 1.0)
     assert got.state == JobState.QUEUED and got.submitted_at == T
     assert got.deadline.tzinfo is not None
     assert store.find_external("c1:42").id == job.id
@@ -101,3 +102,32 @@ def test_naive_times_are_refused(store) -> None:
     with pytest.raises(StatementError, match="naive datetime"):
         store.transition(job.id, JobState.PLANNED, now=datetime(2026, 1, 1))
     assert store.get_job(job.id).state == JobState.QUEUED
+
+
+def test_transition_sets_execution_fields_atomically(store) -> None:
+    job = store.add_job(spec(hours=4.0))
+    got = store.transition(job.id, JobState.SUBMITTED, actor="daemon", updates={
+        "attempt": 1, "executor": "local", "executor_ref": "run-1", "ran_pool": "r/t4/spot",
+        "started_at": T})
+    assert (got.attempt, got.executor, got.executor_ref, got.started_at) == (1, "local", "run-1", T)
+    got = store.transition(job.id, JobState.RUNNING, actor="daemon")
+    got = store.transition(job.id, JobState.QUEUED, reason="preempted", actor="daemon",
+                           updates={"done_h": 1.5})
+    assert got.remaining_h == 2.5 and got.attempt == 1
+    with pytest.raises(ValueError):
+        store.transition(job.id, JobState.PLANNED, updates={"hours": 1.0})
+    assert store.get_job(job.id).state == JobState.QUEUED
+
+
+def test_action_log_records_each_key_once(store) -> None:
+    job = store.add_job(spec())
+    a = store.begin_action(key=f"start:{job.id}:1", job_id=job.id, kind="start",
+                           executor="local", attempt=1, payload={"pool": "p"})
+    again = store.begin_action(key=f"start:{job.id}:1", job_id=job.id, kind="start",
+                               executor="local", attempt=1)
+    assert a.state == again.state == "intent" and again.payload == {"pool": "p"}
+    assert [r.key for r in store.actions(state="intent")] == [f"start:{job.id}:1"]
+    store.finish_action(a.key, ok=True, result={"ref": "run-1"})
+    done = store.get_action(a.key)
+    assert done.state == "done" and done.result == {"ref": "run-1"} and done.finished_at
+    assert store.actions(state="intent") == []

@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
@@ -27,7 +29,14 @@ from carbonplan.domain import (
 from carbonplan.errors import InputError
 from carbonplan.store import migrate
 from carbonplan.store.db import make_engine, redact
-from carbonplan.store.tables import ForecastRow, JobEventRow, JobRow, PlacementRow, PlanRow
+from carbonplan.store.tables import (
+    ActionRow,
+    ForecastRow,
+    JobEventRow,
+    JobRow,
+    PlacementRow,
+    PlanRow,
+)
 
 
 class TransitionError(InputError):
@@ -48,7 +57,14 @@ def _job_from_row(r: JobRow) -> Job:
         regions=json.loads(r.regions_json), home_region=r.home_region, watts=r.watts,
         workdir=r.workdir, env=json.loads(r.env_json), source=r.source,
         external_id=r.external_id, submitted_at=r.submitted_at, updated_at=r.updated_at,
+        attempt=r.attempt, done_h=r.done_h, executor=r.executor, executor_ref=r.executor_ref,
+        ran_pool=r.ran_pool, started_at=r.started_at, ended_at=r.ended_at, exit_code=r.exit_code,
     )
+
+
+# Execution fields a transition may set together with the state, in the same transaction.
+EXECUTION_FIELDS = frozenset({"attempt", "done_h", "executor", "executor_ref", "ran_pool",
+                              "started_at", "ended_at", "exit_code"})
 
 
 def _row_from_spec(spec: JobSpec, state: JobState, now: datetime) -> JobRow:
@@ -73,6 +89,40 @@ def _placement_from_row(r: PlacementRow) -> Placement:
         units=r.units, energy_kwh=r.energy_kwh, kg_co2e=r.kg_co2e, embodied_kg=r.embodied_kg,
         cost_usd=r.cost_usd, explanation=json.loads(r.explanation_json),
     )
+
+
+@dataclass(frozen=True)
+class JobTransition:
+    """A state change to apply together with another write (see `finish_action`)."""
+
+    to_state: JobState
+    reason: str = ""
+    actor: str = "daemon"
+    expect: tuple[JobState, ...] | None = None
+    updates: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ActionRecord:
+    key: str
+    job_id: int
+    kind: str
+    executor: str
+    attempt: int
+    plan_id: int | None
+    payload: dict[str, Any]
+    state: str  # intent | done | failed
+    result: dict[str, Any]
+    error: str
+    created_at: datetime
+    finished_at: datetime | None
+
+
+def _action_from_row(r: ActionRow) -> ActionRecord:
+    return ActionRecord(key=r.key, job_id=r.job_id, kind=r.kind, executor=r.executor,
+                        attempt=r.attempt, plan_id=r.plan_id, payload=json.loads(r.payload_json),
+                        state=r.state, result=json.loads(r.result_json), error=r.error,
+                        created_at=r.created_at, finished_at=r.finished_at)
 
 
 class Store:
@@ -161,30 +211,42 @@ class Store:
 
     def transition(self, job_id: int, to_state: JobState, *, reason: str = "",
                    actor: str = "cli", expect: Iterable[JobState] | None = None,
-                   now: datetime | None = None) -> Job:
+                   now: datetime | None = None, updates: dict[str, Any] | None = None) -> Job:
         """Move a job to `to_state` and record the event, atomically.
+
+        `updates` sets execution fields (attempt, done_h, executor, executor_ref, ran_pool,
+        started_at, ended_at, exit_code) in the same transaction.
 
         Raises:
             InputError: no such job.
             TransitionError: the current state (or `expect`) does not allow the change.
         """
-        now = now or _now()
         with self.write() as s:
-            row = self._locked_job(s, job_id)
-            cur = JobState(row.state)
-            if expect is not None and cur not in set(expect):
-                raise TransitionError(f"job {job_id}", f"is {cur.value}, expected "
-                                      + " or ".join(sorted(JobState(x).value for x in expect)))
-            if not can_transition(cur, to_state):
-                raise TransitionError(f"job {job_id}", f"is {cur.value}; cannot become "
-                                                       f"{to_state.value}")
-            row.state = to_state.value
-            row.updated_at = now
-            s.add(row)
-            s.add(JobEventRow(job_id=job_id, at=now, from_state=cur.value,
-                              to_state=to_state.value, reason=reason, actor=actor))
-            s.flush()
-            return _job_from_row(row)
+            return self._transition_in(s, job_id, to_state, reason=reason, actor=actor,
+                                       expect=expect, now=now or _now(), updates=updates)
+
+    def _transition_in(self, s: Session, job_id: int, to_state: JobState, *, reason: str,
+                       actor: str, expect: Iterable[JobState] | None, now: datetime,
+                       updates: dict[str, Any] | None) -> Job:
+        row = self._locked_job(s, job_id)
+        cur = JobState(row.state)
+        if expect is not None and cur not in set(expect):
+            raise TransitionError(f"job {job_id}", f"is {cur.value}, expected "
+                                  + " or ".join(sorted(JobState(x).value for x in expect)))
+        if not can_transition(cur, to_state):
+            raise TransitionError(f"job {job_id}", f"is {cur.value}; cannot become "
+                                                   f"{to_state.value}")
+        for key, value in (updates or {}).items():
+            if key not in EXECUTION_FIELDS:
+                raise ValueError(f"transition cannot set {key}")
+            setattr(row, key, value)
+        row.state = to_state.value
+        row.updated_at = now
+        s.add(row)
+        s.add(JobEventRow(job_id=job_id, at=now, from_state=cur.value, to_state=to_state.value,
+                          reason=reason, actor=actor))
+        s.flush()
+        return _job_from_row(row)
 
     def cancel(self, job_id: int, *, reason: str = "cancelled by user", actor: str = "cli",
                ) -> Job:
@@ -269,6 +331,70 @@ class Store:
                 newest, (PlacementRow.job_id == newest.c.job_id)
                 & (PlacementRow.plan_id == newest.c.plan_id))
             return {r.job_id: _placement_from_row(r) for r in s.exec(q)}
+
+    # -- the action log (intents before executor calls, results after) ---------------------------
+
+    def begin_action(self, *, key: str, job_id: int, kind: str, executor: str, attempt: int,
+                     plan_id: int | None = None, payload: dict[str, Any] | None = None,
+                     now: datetime | None = None) -> ActionRecord:
+        """Record the intent to run an action; returns the existing record if `key` is known."""
+        from sqlalchemy.exc import IntegrityError
+
+        existing = self.get_action(key)
+        if existing is not None:
+            return existing
+        try:
+            with self.write() as s:
+                s.add(ActionRow(key=key, job_id=job_id, kind=kind, executor=executor,
+                                attempt=attempt, plan_id=plan_id,
+                                payload_json=json.dumps(payload or {}, default=str),
+                                state="intent", created_at=now or _now()))
+        except IntegrityError:  # another process recorded it first
+            pass
+        rec = self.get_action(key)
+        assert rec is not None
+        return rec
+
+    def finish_action(self, key: str, *, ok: bool, result: dict[str, Any] | None = None,
+                      error: str = "", now: datetime | None = None,
+                      transition: JobTransition | None = None) -> Job | None:
+        """Record an action's result and, in the same transaction, the job's resulting state."""
+        now = now or _now()
+        with self.write() as s:
+            row = s.exec(select(ActionRow).where(ActionRow.key == key)).one()
+            row.state = "done" if ok else "failed"
+            row.result_json = json.dumps(result or {}, default=str)
+            row.error = error
+            row.finished_at = now
+            s.add(row)
+            if transition is None:
+                return None
+            return self._transition_in(s, row.job_id, transition.to_state,
+                                       reason=transition.reason, actor=transition.actor,
+                                       expect=transition.expect, now=now,
+                                       updates=transition.updates)
+
+    def retry_action(self, key: str) -> None:
+        """Turn a failed action back into an intent, to run it again."""
+        with self.write() as s:
+            row = s.exec(select(ActionRow).where(ActionRow.key == key)).one()
+            row.state, row.error, row.finished_at = "intent", "", None
+            s.add(row)
+
+    def get_action(self, key: str) -> ActionRecord | None:
+        with self._read() as s:
+            row = s.exec(select(ActionRow).where(ActionRow.key == key)).first()
+            return _action_from_row(row) if row else None
+
+    def actions(self, *, job_id: int | None = None, state: str | None = None,
+                ) -> list[ActionRecord]:
+        with self._read() as s:
+            q = select(ActionRow).order_by(col(ActionRow.id))
+            if job_id is not None:
+                q = q.where(ActionRow.job_id == job_id)
+            if state is not None:
+                q = q.where(ActionRow.state == state)
+            return [_action_from_row(r) for r in s.exec(q)]
 
     # -- forecasts (the cache used by carbonplan.signals) --------------------------------------
 

@@ -48,6 +48,15 @@ class JobRow(SQLModel, table=True):
     external_id: str | None = None
     submitted_at: datetime = Field(sa_column=_time())
     updated_at: datetime = Field(sa_column=_time())
+    # execution (0002)
+    attempt: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    done_h: float = Field(default=0.0, sa_column_kwargs={"server_default": "0"})
+    executor: str | None = None
+    executor_ref: str | None = None
+    ran_pool: str | None = None
+    started_at: datetime | None = Field(default=None, sa_column=_time(nullable=True))
+    ended_at: datetime | None = Field(default=None, sa_column=_time(nullable=True))
+    exit_code: int | None = None
 
 
 class JobEventRow(SQLModel, table=True):
@@ -101,6 +110,31 @@ class PlacementRow(SQLModel, table=True):
     embodied_kg: float = 0.0
     cost_usd: float
     explanation_json: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+
+
+class ActionRow(SQLModel, table=True):
+    """An executor action: recorded as an intent before it runs and a result after (0002).
+
+    The unique `key` makes an action happen once: a restart that finds an intent without a result
+    repeats it through the executor's idempotent path, never as a second job.
+    """
+
+    __tablename__ = "actions"
+    __table_args__ = (UniqueConstraint("key", name="uq_actions_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str
+    job_id: int = Field(foreign_key="jobs.id", index=True)
+    kind: str
+    executor: str
+    attempt: int
+    plan_id: int | None = None
+    payload_json: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    state: str = Field(index=True)  # intent | done | failed
+    result_json: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    error: str = Field(default="", sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(sa_column=_time())
+    finished_at: datetime | None = Field(default=None, sa_column=_time(nullable=True))
 
 
 class ForecastRow(SQLModel, table=True):
