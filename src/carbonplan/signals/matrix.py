@@ -7,7 +7,7 @@ The planner's instance builder gathers rows for its pools with `rows(zone_of_eac
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,6 +40,13 @@ class ZoneProvenance:
         for k in ("issued_at", "fetched_at", "covered_until"):
             d[k] = d[k].isoformat() if d[k] else None
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ZoneProvenance:
+        d = dict(d)
+        for k in ("issued_at", "fetched_at", "covered_until"):
+            d[k] = datetime.fromisoformat(d[k]) if d.get(k) else None
+        return cls(**d)
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,6 +97,38 @@ class CIMatrix:
         """
         pos = {z: i for i, z in enumerate(self.zones)}
         return self.ci_g_per_kwh[np.array([pos[z] for z in zones], dtype=np.intp)]
+
+    def as_source(self) -> Callable[[Sequence[str], datetime, int, float],
+                                    tuple[np.ndarray, dict[str, Any]]]:
+        """This matrix as the instance builder's `carbon` argument (`planner.build.CarbonSource`),
+        so a daemon plans with exactly the matrix it compared. Asked for another grid, it raises.
+        """
+        def source(zones: Sequence[str], t0: datetime, n_slots: int,
+                   slot_h: float) -> tuple[np.ndarray, dict[str, Any]]:
+            if t0 != self.t0 or n_slots != self.n_slots or round(slot_h * 3600) != self.slot_s:
+                raise ValueError(f"CIMatrix covers {self.n_slots} slots of {self.slot_h} h from "
+                                 f"{self.t0.isoformat()}, not {n_slots} of {slot_h} h from "
+                                 f"{t0.isoformat()}")
+            return self.rows(zones), self.meta()
+        return source
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """Everything, JSON-ready (values to 0.01 g/kWh), e.g. for `Plan.details`."""
+        return {"zones": list(self.zones), "t0": self.t0.isoformat(), "slot_h": self.slot_h,
+                "ci_g_per_kwh": np.round(self.ci_g_per_kwh, 2).tolist(),
+                "flags": self.flags.tolist(),
+                "provenance": [p.to_dict() for p in self.provenance],
+                "built_at": self.built_at.isoformat() if self.built_at else None}
+
+    @classmethod
+    def from_json_dict(cls, d: dict[str, Any]) -> CIMatrix:
+        n = len(d["zones"])
+        return cls(zones=tuple(d["zones"]), t0=datetime.fromisoformat(d["t0"]),
+                   slot_h=float(d["slot_h"]),
+                   ci_g_per_kwh=np.array(d["ci_g_per_kwh"], dtype=float).reshape(n, -1),
+                   flags=np.array(d["flags"], dtype=np.int8).reshape(n, -1),
+                   provenance=tuple(ZoneProvenance.from_dict(p) for p in d["provenance"]),
+                   built_at=datetime.fromisoformat(d["built_at"]) if d.get("built_at") else None)
 
     def meta(self) -> dict[str, Any]:
         """JSON-ready provenance for `Instance.meta['carbon']` and reports."""

@@ -4,6 +4,7 @@
     svc.forecast(zone, start, end, slot_h=1.0)      -> Series       # validated, on the slot grid
     svc.history(zone, start, end, slot_h=1.0)       -> Series
     svc.build_ci_matrix(zones, t0, n_slots, slot_h) -> CIMatrix     # the planner's instance builder
+    svc.carbon_source   # the same as planner.build.CarbonSource: build_instance(jobs, site, ...)
 
 For a forecast, the provider's series is used fresh from the cache when it was fetched within
 `cache_ttl`, else fetched (and cached with its issue time). When the provider fails (timeouts,
@@ -21,9 +22,9 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -90,6 +91,7 @@ class SignalService:
         else:
             self.default, self.zone_providers = settings.provider, dict(settings.zone_providers)
         self._providers: dict[str, Provider] = {}
+        self.last_matrix: CIMatrix | None = None
         self.ttl = timedelta(seconds=settings.seconds("cache_ttl"))
         self.max_stale = timedelta(seconds=settings.seconds("max_stale"))
         self.blend_h = settings.seconds("blend_time") / 3600.0
@@ -212,6 +214,18 @@ class SignalService:
         return CIMatrix(zones=tuple(distinct), t0=t0, slot_h=slot_s / 3600.0, ci_g_per_kwh=ci,
                         flags=flags.astype(np.int8), built_at=self.clock(),
                         provenance=tuple(self._provenance(s) for s in rows))
+
+    def carbon_source(self, zones: Sequence[str], t0: datetime, n_slots: int,
+                      slot_h: float) -> tuple[np.ndarray, dict[str, Any]]:
+        """`build_ci_matrix` in the shape of the instance builder's `carbon` argument
+        (`planner.build.CarbonSource`): (float (Z, T) in the order of `zones`, provenance).
+
+        Pass the bound method: `build_instance(jobs, site, svc.carbon_source)`. The matrix
+        itself is kept in `last_matrix` (for change detection against the next one).
+        """
+        m = self.build_ci_matrix(zones, t0, n_slots, slot_h)
+        self.last_matrix = m
+        return m.rows(zones), m.meta()
 
     # -- internals -----------------------------------------------------------------------------
 
