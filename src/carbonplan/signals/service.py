@@ -15,6 +15,7 @@ the provider's horizon (or in its gaps) blend into the typical profile and are f
 A configuration problem (missing or refused key, zone the provider does not serve) is raised by
 `forecast` and `history` so that `carbonplan forecast` can name it; `build_ci_matrix` never raises
 for a provider: it fails open per zone and records why in the zone's provenance.
+Must not import the planner (the planner's builder calls this, not the other way round).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 A provider turns (zone, start, end) into a validated `Series` at its native resolution; the
 service resamples, blends, caches and falls back, so providers stay thin adapters of one API.
 Providers are built from the `[carbon]` config table; they hold no state but an HTTP session
-(and WattTime's token).
+(and WattTime's token). Providers must not import the store or the planner: caching and
+fallback are the service's job.
 """
 
 from __future__ import annotations

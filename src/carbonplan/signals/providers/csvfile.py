@@ -45,6 +45,11 @@ def _number(text: str | None) -> Any:
         return text
 
 
+def _time(text: str | None) -> Any:
+    """Parsed once when the file is read; bad text is kept for validation to count."""
+    return parse_time(text) or text
+
+
 def _read(path: Path, fmt: str, factor: str) -> dict[str, list[RawPoint]]:
     with path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
@@ -66,11 +71,12 @@ def _read(path: Path, fmt: str, factor: str) -> dict[str, list[RawPoint]]:
             if kind == "electricitymaps":
                 est = (row.get(EM_ESTIMATED) or "").strip().lower() == "true"
                 out[(row.get(EM_ZONE) or "").strip()].append(RawPoint(
-                    row.get(EM_TIME), _number(row.get(EM_VALUE[factor])),
+                    _time(row.get(EM_TIME)), _number(row.get(EM_VALUE[factor])),
                     Flag.ESTIMATE if est else Flag.MEASUREMENT))
             else:
                 out[(row.get("zone") or "").strip()].append(RawPoint(
-                    row.get("datetime"), _number(row.get("gco2_per_kwh")), Flag.MEASUREMENT))
+                    _time(row.get("datetime")), _number(row.get("gco2_per_kwh")),
+                    Flag.MEASUREMENT))
     return dict(out)
 
 
