@@ -351,18 +351,30 @@ class SlurmExecutor:
             if isinstance(gres, ActionResult):
                 return gres
             fields += gres
-        comment = with_tag(rec.get("admin_comment"), new_tag)
-        if comment != (rec.get("admin_comment") or ""):
-            fields.append(f"AdminComment={comment}")
         cli = self.clusters[cluster]
         if fields:
             cli.update(jid, fields)
+        changed = [f.split("=", 1)[0] for f in fields]
+        # The decision goes into the admin comment in a call of its own: Slurm lets an Operator
+        # move jobs but only an Admin (or root, SlurmUser) set AdminComment, and it rejects a
+        # whole update that has one field it refuses.
+        comment = with_tag(rec.get("admin_comment"), new_tag)
+        if comment != (rec.get("admin_comment") or ""):
+            try:
+                cli.update(jid, [f"AdminComment={comment}"])
+                changed.append("AdminComment")
+            except SlurmError as exc:
+                if exc.retryable or "permission denied" not in str(exc).lower():
+                    raise
+                notes.append("decision not recorded in the admin comment (that needs "
+                             "AdminLevel=Admin)")
         held = _epoch(rec.get("priority")) == 0 and tag.mode == "closed"
         if held:
             cli.release(jid)
-        if not fields and not held:
-            return ActionResult(ok=True, ref=f"{cluster}:{jid}", detail="unchanged")
-        changed = [f.split("=", 1)[0] for f in fields] + (["released"] if held else [])
+            changed.append("released")
+        if not changed:
+            return ActionResult(ok=True, ref=f"{cluster}:{jid}",
+                                detail="; ".join(["unchanged", *notes]))
         return ActionResult(ok=True, ref=f"{cluster}:{jid}",
                             detail="; ".join([f"updated {', '.join(changed)}", *notes]))
 
