@@ -128,3 +128,39 @@ def test_slurm_config_errors_name_the_key() -> None:
         {"region": "eu-north-1", "accelerator": "a100-80gb", "market": "owned",
          "capacity": 2, "labels": {"partition": "gpu"}}]})
     assert e.field == "config pools[0].labels.cluster" and "is required" in e.reason
+
+
+def test_carbon_section_defaults_and_every_provider_table() -> None:
+    c = parse_config({}).carbon
+    assert c.provider == "offline" and c.electricitymaps.emission_factor_type == "lifecycle"
+    assert c.seconds("cache_ttl") == 900 and c.seconds("max_stale") == 86400
+    full = parse_config({"carbon": {
+        "provider": "electricitymaps", "zone_providers": {"GB": "ukgrid"}, "timeout_s": 5,
+        "attempts": 2, "cache_ttl": "5m", "change_threshold": 0.2,
+        "electricitymaps": {"api_key_env": "EM_KEY", "emission_factor_type": "direct",
+                            "zones": {"GB-NESO": "GB"}},
+        "watttime": {"username": "me", "regions": {"US-CAL-CISO": "CAISO_NORTH"}},
+        "ukgrid": {"region_id": 13}, "csv": {"path": "/data", "format": "simple"},
+    }}).carbon
+    assert full.zone_providers == {"GB": "ukgrid"} and full.ukgrid.region_id == 13
+
+
+def test_inline_secrets_are_never_shown() -> None:
+    c = parse_config({"carbon": {"electricitymaps": {"api_key": "k-SECRET"},
+                                 "watttime": {"password": "p-SECRET"}}}).carbon
+    shown = repr(c) + str(c.model_dump()) + c.model_dump_json()
+    assert "k-SECRET" not in shown and "p-SECRET" not in shown
+
+
+@pytest.mark.parametrize("carbon,field,words", [
+    ({"provider": "electricmaps"}, "config carbon.provider", "did you mean 'electricitymaps'"),
+    ({"zone_providers": {"DE": "nope"}}, "config carbon.zone_providers", "unknown provider"),
+    ({"ukgrid": {"region_id": 18}}, "config carbon.ukgrid.region_id", "less than or equal"),
+    ({"electricitymaps": {"emission_factor_type": "scope3"}},
+     "config carbon.electricitymaps.emission_factor_type", "lifecycle"),
+    ({"max_stale": "-1h"}, "config carbon.max_stale", "cannot parse"),
+    ({"watttime": {"pasword": "x"}}, "config carbon.watttime.pasword", "'password'"),
+])
+def test_bad_carbon_settings_name_their_key(carbon: dict, field: str, words: str) -> None:
+    e = _err({"carbon": carbon})
+    assert e.field == field and words in e.reason, (e.field, e.reason)

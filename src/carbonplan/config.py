@@ -15,7 +15,15 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from carbonplan import catalog
 from carbonplan.domain import Accelerator, Market, MigProfile, Pool, Region, Site, input_error
@@ -64,9 +72,110 @@ class PlannerSection(BaseModel):
         return parse_duration(self.horizon, "planner.horizon").total_seconds() / 3600.0
 
 
-class CarbonSection(BaseModel):
+def _check_duration(v: str, field: str) -> str:
+    try:
+        parse_duration(v, field)
+    except InputError as exc:
+        raise ValueError(exc.reason) from None
+    return v
+
+
+class ElectricityMapsSettings(BaseModel):
+    """[carbon.electricitymaps]: the key comes from the environment variable named here (or,
+    discouraged, inline as `api_key`; it is never printed, logged or stored)."""
+
     model_config = _STRICT
-    provider: Literal["offline"] = "offline"
+    base_url: str = "https://api.electricitymaps.com/v3"
+    api_key_env: str = "ELECTRICITYMAPS_API_KEY"
+    api_key: SecretStr | None = None
+    emission_factor_type: Literal["lifecycle", "direct"] = "lifecycle"
+    disable_estimations: bool = False
+    horizon_h: int = Field(default=72, ge=0, le=72)  # 0: the API's default horizon
+    zones: dict[str, str] = Field(default_factory=dict)  # carbonplan zone -> EM zone key
+
+
+class WattTimeSettings(BaseModel):
+    """[carbon.watttime]: basic-auth login for a 30-minute bearer token. MOER is marginal."""
+
+    model_config = _STRICT
+    base_url: str = "https://api.watttime.org"
+    username: str | None = None
+    username_env: str = "WATTTIME_USERNAME"
+    password_env: str = "WATTTIME_PASSWORD"
+    password: SecretStr | None = None
+    signal_type: Literal["co2_moer", "co2_aoer"] = "co2_moer"
+    horizon_h: int = Field(default=72, ge=0, le=72)
+    regions: dict[str, str] = Field(default_factory=lambda: {"US-CAL-CISO": "CAISO_NORTH"})
+
+
+class UkGridSettings(BaseModel):
+    """[carbon.ukgrid]: NESO Carbon Intensity API (no key); national, or one DNO region."""
+
+    model_config = _STRICT
+    base_url: str = "https://api.carbonintensity.org.uk"
+    region_id: int | None = Field(default=None, ge=1, le=17)
+
+
+class CsvSettings(BaseModel):
+    """[carbon.csv]: Electricity Maps' hourly data-portal export or `datetime,zone,gco2_per_kwh`."""
+
+    model_config = _STRICT
+    path: str | None = None  # a file or a directory of *.csv
+    format: Literal["auto", "electricitymaps", "simple"] = "auto"
+    emission_factor_type: Literal["lifecycle", "direct"] = "lifecycle"
+
+
+class CarbonSection(BaseModel):
+    """[carbon]: which provider serves carbon intensity, and how it is fetched and cached."""
+
+    model_config = _STRICT
+    provider: str = "offline"
+    zone_providers: dict[str, str] = Field(default_factory=dict)  # per-zone override
+    timeout_s: float = Field(default=10.0, gt=0, le=300)
+    attempts: int = Field(default=3, ge=1, le=10)
+    backoff_s: float = Field(default=1.0, ge=0, le=60)
+    max_retry_after_s: float = Field(default=60.0, ge=0, le=3600)
+    cache_ttl: str = "15m"
+    max_stale: str = "24h"
+    blend_time: str = "12h"
+    max_bad_fraction: float = Field(default=0.5, ge=0, lt=1)
+    change_threshold: float = Field(default=0.10, gt=0)
+    change_min_g_per_kwh: float = Field(default=10.0, ge=0)
+    electricitymaps: ElectricityMapsSettings = Field(default_factory=ElectricityMapsSettings)
+    watttime: WattTimeSettings = Field(default_factory=WattTimeSettings)
+    ukgrid: UkGridSettings = Field(default_factory=UkGridSettings)
+    csv: CsvSettings = Field(default_factory=CsvSettings)
+
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, v: str) -> str:
+        from carbonplan.signals.registry import PROVIDERS
+
+        if v not in PROVIDERS.names():
+            raise ValueError(unknown("provider", v, PROVIDERS.names()))
+        return v
+
+    @field_validator("zone_providers")
+    @classmethod
+    def _known_zone_providers(cls, v: dict[str, str]) -> dict[str, str]:
+        from carbonplan.signals.registry import PROVIDERS
+
+        zones = catalog.zone_ids()
+        for zone, name in v.items():
+            if zone not in zones:
+                raise ValueError(unknown("grid zone", zone, zones))
+            if name not in PROVIDERS.names():
+                raise ValueError(f"{zone}: " + unknown("provider", name, PROVIDERS.names()))
+        return v
+
+    @field_validator("cache_ttl", "max_stale", "blend_time")
+    @classmethod
+    def _duration(cls, v: str, info: ValidationInfo) -> str:
+        return _check_duration(v, info.field_name or "")
+
+    def seconds(self, key: str) -> float:
+        """A duration key (cache_ttl, max_stale, blend_time) in seconds."""
+        return parse_duration(getattr(self, key), f"carbon.{key}").total_seconds()
 
 
 class StoreSection(BaseModel):

@@ -60,3 +60,10 @@ ZONES: dict[str, tuple[str, float, float, str]] = {
     # UK National Grid Carbon Intensity API, national signal (no key); same physical grid as GB.
     "GB-NESO": ("Great Britain (NESO Carbon Intensity API)", 255, 0, "wind"),
 }
+
+# Zones south of the equator: the offline model shifts their seasonal shape by half a year.
+SOUTHERN_HEMISPHERE: frozenset[str] = frozenset(
+    {"AUS-NSW", "AUS-VIC", "BR-CS", "CL-SEN", "NZ-NZN", "UY", "ZA"})
+
+# The window `avg_g_per_kwh` was measured over (inclusive start, exclusive end), UTC dates.
+LEVEL_WINDOW = ("2022-08-03", "2022-12-07")

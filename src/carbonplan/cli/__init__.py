@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from carbonplan import __version__
-from carbonplan.cli import jobs, setup
+from carbonplan.cli import jobs, setup, signals
 from carbonplan.cli.common import error_line
 
 app = typer.Typer(
@@ -46,6 +46,7 @@ app.command("submit")(jobs.submit)
 app.command("queue")(jobs.queue)
 app.command("show")(jobs.show)
 app.command("cancel")(jobs.cancel)
+app.command("forecast")(signals.forecast)
 
 
 def _usage_error_types() -> tuple[type[BaseException], ...]:

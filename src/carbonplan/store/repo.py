@@ -410,3 +410,34 @@ class Store:
                  .order_by(col(ForecastRow.issued_at).desc(), col(ForecastRow.id).desc())
                  .limit(1))
             return s.exec(q).first()
+
+    def series_between(self, zone: str, provider: str, kind: str, start: datetime,
+                       end: datetime) -> list[ForecastRow]:
+        """Rows with `start` before `end` and `issued_at` after `start`, oldest fetch first.
+
+        History rows are issued at the end of their last point, so for kind 'history' these are
+        exactly the rows that overlap [start, end); applying them in order lets newer fetches
+        win where they overlap.
+        """
+        with self._read() as s:
+            q = (select(ForecastRow)
+                 .where(ForecastRow.zone == zone, ForecastRow.provider == provider,
+                        ForecastRow.kind == kind, col(ForecastRow.start) < end,
+                        col(ForecastRow.issued_at) > start)
+                 .order_by(col(ForecastRow.fetched_at), col(ForecastRow.id)))
+            return list(s.exec(q))
+
+    def prune_series(self, fetched_before: datetime) -> int:
+        """Delete cached series fetched before a time, keeping the newest forecast of each
+        (zone, provider): it is the fallback when a provider fails. Returns rows deleted."""
+        from sqlalchemy import delete
+
+        with self.write() as s:
+            newest = (select(func.max(ForecastRow.id))
+                      .where(ForecastRow.kind == "forecast")
+                      .group_by(ForecastRow.zone, ForecastRow.provider))
+            keep = [i for i in s.exec(newest) if i is not None]
+            q = delete(ForecastRow).where(col(ForecastRow.fetched_at) < fetched_before)
+            if keep:
+                q = q.where(col(ForecastRow.id).not_in(keep))
+            return int(s.exec(q).rowcount or 0)  # type: ignore[call-overload]
