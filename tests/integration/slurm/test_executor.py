@@ -247,3 +247,30 @@ def test_completion_is_read_from_jobcomp_and_sacct_c(north: Cluster, central: Cl
     g = wait_for("central's sacct -c record", lambda: ex.clusters["central"].finished([b]).get(b))
     assert (g.state, g.partition, g.exit_code) == ("FAILED", "gpu", 4)
     assert int(g.started_at.timestamp()) == central.job(b)["start_time"]
+
+
+def test_discovered_jobs_feed_the_instance_builder(north: Cluster, central: Cluster,
+                                                   ex: SlurmExecutor, cfg, store) -> None:
+    """The planner's input contract: a Slurm job is planned within its cluster, in seconds."""
+    import numpy as np
+
+    from carbonplan.planner.build import build_instance
+
+    a, err = north.sbatch("--qos=carbon", "-t", "1", "--gres=gpu:a100:1", "--deadline=now+2hours")
+    assert a is not None, err
+    b, err = central.sbatch("--qos=carbon", "-t", "2", "--gres=gpu:h100:1",
+                            "--deadline=now+2hours")
+    assert b is not None, err
+    jobs = [admit(store, ex, north, a), admit(store, ex, central, b)]
+
+    def flat(zones, t0, n, slot_h):
+        return np.full((len(zones), n), 100.0), {}
+
+    built = build_instance(jobs, cfg.to_site(), flat, now=datetime.now(UTC), slot_h=10 / 3600)
+    inst = built.inst
+    names = list(inst.pool_names)
+    north_pools = [names.index("north-a/a100-80gb/owned"), names.index("north-b/a100-80gb/owned")]
+    assert sorted(np.flatnonzero(inst.eligible[0])) == sorted(north_pools)
+    assert list(np.flatnonzero(inst.eligible[1])) == [names.index("central/h100-sxm/owned")]
+    assert inst.duration_slots[0, north_pools[0]] == 6      # 1 min in 10 s slots
+    assert inst.duration_slots[1, names.index("central/h100-sxm/owned")] == 12
