@@ -6,7 +6,8 @@ is not dropped. It is stored with the reason, handed back to its executor to run
 (an ANNOUNCE with no placement: Slurm releases it now), and followed as submitted from then on.
 Queued jobs of the executor that carbonplan can no longer place in time get the same treatment
 on a later call, so a job never waits on a plan that cannot come. Crash-safe: every step is
-repeatable, and the action log makes the hand-back happen once.
+repeatable, and the action log makes the hand-back happen once. Works with any executor that
+discovers jobs; imports no executor module and not the planner.
 """
 
 from __future__ import annotations

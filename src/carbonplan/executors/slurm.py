@@ -14,8 +14,9 @@ in its admin_comment and delays or holds it. This module only translates:
 A region is a partition of a cluster or a whole cluster (each cluster has its own slurm.conf);
 pools name theirs in `labels` (`cluster`, `partition`, optionally `gres`). A job stays in the
 cluster it was submitted to unless the clusters form a federation (`executor.slurm.federation`).
-Retries, the action log and job states live in executors/apply.py and the store.
-Imports domain, config, sbatch and the executor protocol.
+Retries, the action log and job states live in executors/apply.py and the store; this module
+never imports the store or the planner (domain, config, sbatch, timeparse, formulas and the
+executor protocol only).
 """
 
 from __future__ import annotations
