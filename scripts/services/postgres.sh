@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Start or stop a throwaway PostgreSQL for the tests, on 127.0.0.1, stopped by its PID.
 # usage: postgres.sh up STATE_DIR [PORT] | postgres.sh down STATE_DIR
-# `up` appends CARBONPLAN_TEST_PG=<url> to STATE_DIR/env.
+# `up` appends CARBONPLAN_TEST_PG=<url> to STATE_DIR/env. Without PORT it takes a free one, so
+# several test runs on one machine do not collide.
 set -euo pipefail
-cmd=$1; state=$(realpath -m "$2"); port=${3:-55432}
+cmd=$1; state=$(realpath -m "$2")
+port=${3:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 dir=$state/postgres
 bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
 case "$cmd" in

@@ -13,7 +13,7 @@ from carbonplan.planner.build import Frozen, build_instance
 from carbonplan.planner.instance import OWNED, SPOT
 
 NOW = datetime(2026, 11, 23, 10, 17, 42, tzinfo=UTC)
-T0 = datetime(2026, 11, 23, 10, 17, tzinfo=UTC)
+T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 ZONE_CI = {"SE": 30.0, "DE": 400.0, "US-MIDA-PJM": 370.0}
 
 
@@ -83,16 +83,35 @@ def test_slots_pools_and_units() -> None:
 
 
 def test_windows_round_inwards_and_remaining_work_counts() -> None:
-    j = job(1, not_before=NOW + timedelta(minutes=30), deadline=T0 + timedelta(hours=9, minutes=59),
+    # now = 10:17:42, grid on whole hours; not before 10:47 -> slot 1 (11:00)
+    j = job(1, not_before=NOW + timedelta(minutes=30), deadline=NOW + timedelta(hours=9,
+                                                                                minutes=59),
             done_h=3.0)
     inst = build_instance([j], SITE, carbon, now=NOW).inst
+    assert inst.t0 == T0
     assert inst.release[0] == 1 and inst.deadline[0] == 9 and inst.n_slots == 9
     assert inst.duration_slots[0, 0] == 1  # 1 h of 4 left
 
 
+def test_deadlines_counted_from_now_keep_a_slot_0_start_safe() -> None:
+    # 2 h of work, deadline 2 h 30 from now: slot 0 starts now (10:17) and ends 12:17 <= 12:47;
+    # from t0 the grid would also allow a start at 11:00 ending 13:00 > 12:47: it must not
+    j = job(1, hours=2.0, deadline=NOW + timedelta(hours=2, minutes=30))
+    inst = build_instance([j], SITE, carbon, now=NOW).inst
+    assert inst.deadline[0] == 2  # only slots 0 and 1: a start in slot 0 only
+    assert inst.duration_slots[0, 0] == 2
+
+
+def test_grids_of_plans_minutes_apart_agree() -> None:
+    a = build_instance([job(1)], SITE, carbon, now=NOW).inst
+    later = NOW + timedelta(minutes=25)
+    b = build_instance([job(1)], SITE, lambda z, t0, n, s: carbon(z, T0, n, s), now=later).inst
+    assert a.t0 == b.t0 == T0
+
+
 def test_horizon_cap_and_half_hour_slots() -> None:
-    inst = build_instance([job(1, deadline=NOW + timedelta(days=30))], SITE, carbon, now=NOW,
-                          slot_h=0.5).inst
+    inst = build_instance([job(1, deadline=NOW + timedelta(days=30))], SITE,
+                          lambda z, t0, n, s: carbon(z, T0, n, s), now=NOW, slot_h=0.5).inst
     assert inst.n_slots == 7 * 48 and inst.deadline[0] == 7 * 48
     assert inst.duration_slots[0, 0] == 8
 

@@ -16,7 +16,7 @@ from carbonplan.signals.typical import typical_slots
 from .conftest import carbon
 
 NOW = datetime(2026, 11, 23, 10, 17, 42, tzinfo=UTC)
-T0 = NOW.replace(second=0)  # the builder truncates to the minute: slots need not be hour-aligned
+T0 = NOW.replace(minute=0, second=0)  # the builder aligns slots to the slot grid
 SITE = parse_config({
     "regions": [{"name": "north", "zone": "SE"}, {"name": "sunny", "zone": "US-CAL-CISO"}],
     "pools": [{"region": "north", "accelerator": "a100-80gb", "market": "owned", "capacity": 4},
@@ -35,7 +35,7 @@ def test_the_service_is_the_builders_carbon_source() -> None:
     r = build_instance([job()], SITE, svc.carbon_source, now=NOW)
     inst = r.inst
     cal = typical_slots("US-CAL-CISO", T0, inst.n_slots, 3600)
-    # the offline model's 15-minute points resampled to 10:17-aligned slots
+    # the offline model's 15-minute points resampled to hour-aligned slots
     assert np.allclose(inst.ci_g_per_kwh[r.pools.index("sunny/a100-80gb/owned")], cal,
                        rtol=1e-3)
     assert inst.meta["carbon"]["zones"]["SE"]["origin"] == "model"

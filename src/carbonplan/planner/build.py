@@ -1,9 +1,12 @@
 """Build an `Instance` from the queue, the site and carbon signals: the planner's only door to
 domain objects.
 
-Time: slot 0 starts at `now` truncated to the minute; a job may use slots from
-ceil((not_before - t0) / slot) and must leave by floor((deadline - t0) / slot) (rounding only ever
-tightens a window). The horizon reaches the latest deadline, capped (7 days by default).
+Time: slots are aligned to multiples of the slot length (whole hours for 1 h slots), so plans made
+a few minutes apart share one grid and announced start times do not drift. Slot 0 is the one that
+contains `now`; a job placed there starts at `now`, the others at their slot's start. A job may use
+slots from ceil((not_before - t0) / slot) and must leave by floor((deadline - now) / slot): counting
+the deadline from `now` keeps every placement safe, a slot-0 start included, at the cost of at most
+the part of slot 0 already gone. The horizon reaches the latest deadline, capped (7 days).
 Units: whole-GPU pools count GPUs; MIG pools count compute slices (instances x slices of the
 pool's profile), with prices and embodied carbon per slice. Work is the job's remaining work
 (`hours - done_h`, reference-GPU hours) scaled to each pool by `eligibility.pool_options`.
@@ -50,8 +53,16 @@ class BuildResult:
     skipped: dict[int, str] = field(default_factory=dict)  # job id -> why it is not in inst
 
 
-def slot_floor(now: datetime) -> datetime:
-    return now.astimezone(UTC).replace(second=0, microsecond=0)
+def slot_floor(now: datetime, slot_h: float) -> datetime:
+    """The start of the slot containing `now`, on the grid of multiples of the slot length."""
+    step = round(slot_h * 3600)
+    epoch = int(now.timestamp())
+    return datetime.fromtimestamp(epoch - epoch % step, UTC)
+
+
+def slot_start(t0: datetime, slot: int, slot_h: float, now: datetime) -> datetime:
+    """When a placement in `slot` starts: the slot's start, or `now` in slot 0."""
+    return max(now, t0 + timedelta(hours=slot * slot_h))
 
 
 def _slots(delta: timedelta, slot_h: float) -> float:
@@ -63,7 +74,7 @@ def build_instance(jobs: Sequence[Job], site: Site, carbon: CarbonSource, *,
                    frozen: dict[int, Frozen] | None = None,
                    previous: dict[int, Placement] | None = None,
                    move_penalty_usd: float = DEFAULT_MOVE_PENALTY_USD) -> BuildResult:
-    """Arrays for `jobs` on `site`, slot 0 at `now` (truncated to the minute).
+    """Arrays for `jobs` on `site`, slot 0 being the slot that contains `now`.
 
     Args:
         jobs: jobs to plan (active; frozen ones included).
@@ -77,7 +88,7 @@ def build_instance(jobs: Sequence[Job], site: Site, carbon: CarbonSource, *,
     """
     frozen = frozen or {}
     previous = previous or {}
-    t0 = slot_floor(now)
+    t0 = slot_floor(now, slot_h)
     pools = list(site.pools)
     pool_index = {p.name: i for i, p in enumerate(pools)}
     region_names = list(site.regions)
@@ -98,7 +109,7 @@ def build_instance(jobs: Sequence[Job], site: Site, carbon: CarbonSource, *,
         kept.append(job)
         options.append(opts)
 
-    latest = max((_slots(j.deadline - t0, slot_h) for j in kept), default=1.0)
+    latest = max((_slots(j.deadline - now, slot_h) for j in kept), default=1.0)
     T = max(1, min(math.floor(latest + 1e-9), math.floor(horizon_h / slot_h + 1e-9)))
     J, P, S = len(kept), len(pools), len(region_names)
 
@@ -167,7 +178,7 @@ def build_instance(jobs: Sequence[Job], site: Site, carbon: CarbonSource, *,
     for j, job in enumerate(kept):
         if job.not_before is not None and job.not_before > t0:
             release[j] = min(T, math.ceil(_slots(job.not_before - t0, slot_h) - 1e-9))
-        deadline[j] = min(T, max(0, math.floor(_slots(job.deadline - t0, slot_h) + 1e-9)))
+        deadline[j] = min(T, max(0, math.floor(_slots(job.deadline - now, slot_h) + 1e-9)))
         pausable[j] = job.pausable
         ckpt_every[j] = job.checkpoint_every_h or 0.0
         ckpt_cost[j] = job.checkpoint_cost_h
