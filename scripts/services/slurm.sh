@@ -9,14 +9,14 @@
 #       2 x a100_3g.40gb; partitions a (default) and b)
 #   CARBONPLAN_TEST_SLURM_CENTRAL=<slurm.conf of cluster central>  (node central1: 4 x h100;
 #       partition gpu)
-# Ports: $CARBONPLAN_TEST_SLURM_PORT (default 46817) .. +11.
+# Ports: four free ones picked at `up` (two test runs can share a machine), or
+# $CARBONPLAN_TEST_SLURM_PORT, +1 (north's slurmctld, slurmd), +10, +11 (central's).
 set -euo pipefail
 cmd=${1:-}; state=$(realpath -m "${2:-}")
 [ -n "$cmd" ] && [ -n "${2:-}" ] || { echo "usage: $0 up|down STATE_DIR" >&2; exit 2; }
 here=$(cd "$(dirname "$0")" && pwd)
 plugins=$(cd "$here/../../plugins/slurm" && pwd)
 base=$state/slurm
-port=${CARBONPLAN_TEST_SLURM_PORT:-46817}
 mungedir=$base/munge
 
 # "is it up?" asks the service, never `kill -0` (a killed daemon lingers as a zombie here)
@@ -38,9 +38,16 @@ start_munge() {
   munge -S "$mungedir/munge.sock" -n | unmunge -S "$mungedir/munge.sock" >/dev/null
 }
 
-# cluster NAME CTLD_PORT NODE GRES PARTITIONS_CONF GRES_CONF
+free_ports() {  # four ports nothing listens on now
+  python3 -c 'import socket
+ss = [socket.socket() for _ in range(4)]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in ss))'
+}
+
+# cluster NAME CTLD_PORT SLURMD_PORT NODE GRES PARTITIONS_CONF GRES_CONF
 cluster() {
-  local name=$1 cport=$2 node=$3 gres=$4 parts=$5 gresconf=$6
+  local name=$1 cport=$2 dport=$3 node=$4 gres=$5 parts=$6 gresconf=$7
   local d=$base/$name
   mkdir -p "$d"/{etc,spool/ctld,spool/d,log,dev,out}
   for i in 0 1 2 3 4 5; do ln -sfn /dev/null "$d/dev/gpu$i"; done   # fake GPU device files
@@ -48,7 +55,7 @@ cluster() {
 ClusterName=$name
 SlurmctldHost=localhost
 SlurmctldPort=$cport
-SlurmdPort=$((cport + 1))
+SlurmdPort=$dport
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
@@ -106,20 +113,26 @@ listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 case "$cmd" in
 up)
   command -v slurmctld >/dev/null || { echo "slurm.sh: Slurm is not installed" >&2; exit 1; }
-  for p in "$port" $((port + 1)) $((port + 10)) $((port + 11)); do
+  if [ -n "${CARBONPLAN_TEST_SLURM_PORT:-}" ]; then
+    b=$CARBONPLAN_TEST_SLURM_PORT
+    ports=("$b" $((b + 1)) $((b + 10)) $((b + 11)))
+  else
+    read -r -a ports <<<"$(free_ports)"
+  fi
+  for p in "${ports[@]}"; do
     if listening "$p"; then
-      echo "slurm.sh: something already answers on 127.0.0.1:$p (set CARBONPLAN_TEST_SLURM_PORT)" >&2
+      echo "slurm.sh: something already answers on 127.0.0.1:$p" >&2
       exit 1
     fi
   done
   rm -rf "$base"; mkdir -p "$base"
   start_munge
-  cluster north "$port" north1 "gpu:a100:4,gpu:a100_3g.40gb:2" \
+  cluster north "${ports[0]}" "${ports[1]}" north1 "gpu:a100:4,gpu:a100_3g.40gb:2" \
     "PartitionName=a Nodes=north1 Default=YES MaxTime=INFINITE State=UP
 PartitionName=b Nodes=north1 MaxTime=INFINITE State=UP" \
     "NodeName=@NODE@ Name=gpu Type=a100 File=@DEV@/gpu[0-3]
 NodeName=@NODE@ Name=gpu Type=a100_3g.40gb File=@DEV@/gpu[4-5]"
-  cluster central "$((port + 10))" central1 "gpu:h100:4" \
+  cluster central "${ports[2]}" "${ports[3]}" central1 "gpu:h100:4" \
     "PartitionName=gpu Nodes=central1 Default=YES MaxTime=INFINITE State=UP" \
     "NodeName=@NODE@ Name=gpu Type=h100 File=@DEV@/gpu[0-3]"
   wait_idle north north1
@@ -128,7 +141,7 @@ NodeName=@NODE@ Name=gpu Type=a100_3g.40gb File=@DEV@/gpu[4-5]"
     echo "CARBONPLAN_TEST_SLURM_NORTH=$base/north/etc/slurm.conf"
     echo "CARBONPLAN_TEST_SLURM_CENTRAL=$base/central/etc/slurm.conf"
   } >>"$state/env"
-  echo "slurm up: clusters north (port $port) and central (port $((port + 10)))"
+  echo "slurm up: clusters north (slurmctld port ${ports[0]}) and central (${ports[2]})"
   ;;
 down)
   [ -d "$base" ] || exit 0
