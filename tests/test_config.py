@@ -108,6 +108,28 @@ def test_missing_file_is_named() -> None:
     assert e.value.field == "--config"
 
 
+def test_slurm_template_maps_pools_to_clusters_and_gres_to_gpus() -> None:
+    cfg = load_config(TEMPLATES / "slurm.toml")
+    sl = cfg.executor.slurm
+    assert cfg.executor.kind == "slurm" and sorted(sl.clusters) == ["central", "north"]
+    assert sl.gres["a100_3g.40gb"] == "a100-80gb:3g.40gb"
+    assert all({"cluster", "partition"} <= set(p.labels) for p in cfg.to_site().pools)
+
+
+def test_slurm_config_errors_name_the_key() -> None:
+    e = _err({"executor": {"kind": "slurm", "slurm": {"clusters": {"a": {
+        "slurm_conf": "/etc/slurm/slurm.conf", "acounting": True}}}}})
+    assert e.field == "config executor.slurm.clusters.a.acounting"
+    assert "did you mean 'accounting'" in e.reason
+    e = _err({"executor": {"kind": "slurm", "slurm": {"clusters": {}, "federaton": True}}})
+    assert e.field == "config executor.slurm.federaton" and "'federation'" in e.reason
+    e = _err({"executor": {"kind": "slurm", "slurm": {"clusters": {"a": {
+        "slurm_conf": "/x"}}}}, "pools": [
+        {"region": "eu-north-1", "accelerator": "a100-80gb", "market": "owned",
+         "capacity": 2, "labels": {"partition": "gpu"}}]})
+    assert e.field == "config pools[0].labels.cluster" and "is required" in e.reason
+
+
 def test_carbon_section_defaults_and_every_provider_table() -> None:
     c = parse_config({}).carbon
     assert c.provider == "offline" and c.electricitymaps.emission_factor_type == "lifecycle"

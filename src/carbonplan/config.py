@@ -188,6 +188,39 @@ class LocalExecutorSection(BaseModel):
     run_dir: str | None = None  # default: beside the SQLite store, else the user data dir
 
 
+class SlurmClusterEntry(BaseModel):
+    """One Slurm cluster, reached through its own slurm.conf (passed as SLURM_CONF)."""
+
+    model_config = _STRICT
+    slurm_conf: str
+    accounting: bool = False    # sacct works (slurmdbd); else the jobcomp file or `sacct -c`
+    jobcomp: str | None = None  # the jobcomp/filetxt file, read directly (else `sacct -c`)
+
+
+class SlurmExecutorSection(BaseModel):
+    """The Slurm executor (docs/slurm.md). Pools name their cluster and partition in labels."""
+
+    model_config = _STRICT
+    clusters: dict[str, SlurmClusterEntry] = Field(default_factory=dict)
+    gres: dict[str, str] = Field(default_factory=dict)  # GRES type -> "accelerator[:mig]"
+    opt_in_qos: str | None = "carbon"         # the same opt-in as carbonplan.lua's settings,
+    opt_in_partitions: list[str] = Field(default_factory=list)  # to find jobs it missed
+    opt_in_comment: str | None = "carbonplan"
+    default_slack: str = "1d"   # deadline of a job without --deadline: submit + limit + slack
+    start_margin: str = "5m"    # latest start = deadline - time limit - margin
+    federation: bool = False    # the clusters form a Slurm federation: jobs may change cluster
+    command_timeout_s: float = Field(default=30.0, gt=0)
+
+    @field_validator("default_slack", "start_margin")
+    @classmethod
+    def _duration(cls, v: str, info: ValidationInfo) -> str:
+        try:
+            parse_duration(v, info.field_name or "", allow_zero=True)
+        except InputError as exc:
+            raise ValueError(exc.reason) from None
+        return v
+
+
 class RayClusterEntry(BaseModel):
     model_config = _STRICT
     address: str  # the cluster's dashboard / Jobs API URL, e.g. http://ray-eu.internal:8265
@@ -233,8 +266,9 @@ class RayExecutorSection(BaseModel):
 
 class ExecutorSection(BaseModel):
     model_config = _STRICT
-    kind: Literal["local", "ray"] = "local"
+    kind: Literal["local", "slurm", "ray"] = "local"
     local: LocalExecutorSection = Field(default_factory=LocalExecutorSection)
+    slurm: SlurmExecutorSection = Field(default_factory=SlurmExecutorSection)
     ray: RayExecutorSection = Field(default_factory=RayExecutorSection)
 
 
@@ -310,8 +344,10 @@ class SiteConfig(BaseModel):
 def _model_at(root: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
     """The model class that holds the last key of `loc`, for 'did you mean' on unknown keys."""
     model: Any = root
+    skip = False  # the next key names a dict entry (executor.slurm.clusters.<name>)
     for key in loc[:-1]:
-        if isinstance(key, int):
+        if isinstance(key, int) or skip:
+            skip = False
             continue
         field = model.model_fields.get(key) if isinstance(model, type) else None
         if field is None:
@@ -320,6 +356,7 @@ def _model_at(root: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | 
         for arg in (ann, *typing.get_args(ann)):
             if isinstance(arg, type) and issubclass(arg, BaseModel):
                 model = arg
+                skip = typing.get_origin(ann) is dict
                 break
         else:
             return None
@@ -479,6 +516,8 @@ def _build_site(cfg: SiteConfig) -> Site:
             raise InputError(key, f"pool '{pool.name}' is defined twice")
         seen.add(pool.name)
         pools.append(pool)
+    if cfg.executor.kind == "slurm":
+        _check_slurm(cfg, accs)
     home = cfg.site.home_region
     if home is not None and home not in regions:
         raise InputError("config site.home_region", unknown("region", home, regions))
@@ -493,6 +532,28 @@ def _build_site(cfg: SiteConfig) -> Site:
                 carbon_budget_t=cfg.site.carbon_budget_t,
                 embodied_lifetime_h=cfg.site.embodied_lifetime_years * 8760.0,
                 reference_gpu=catalog.REFERENCE_GPU, home_region=home)
+
+
+def _check_slurm(cfg: SiteConfig, accs: dict[str, Accelerator]) -> None:
+    """Every pool names a configured cluster and a partition; GRES types name known GPUs."""
+    sl = cfg.executor.slurm
+    if not sl.clusters:
+        raise InputError("config executor.slurm.clusters", "is required when kind = \"slurm\"")
+    for gres, target in sl.gres.items():
+        acc, _, mig = target.partition(":")
+        key = f"config executor.slurm.gres.{gres}"
+        if acc not in accs:
+            raise InputError(key, unknown("accelerator", acc, accs))
+        if mig and mig not in accs[acc].mig_profiles:
+            raise InputError(key, unknown(f"MIG profile of {acc}", mig, accs[acc].mig_profiles))
+    for i, e in enumerate(cfg.pools):
+        key = f"config pools[{i}].labels"
+        cluster = e.labels.get("cluster")
+        if cluster is None or cluster not in sl.clusters:
+            raise InputError(f"{key}.cluster", "is required (the pool's Slurm cluster)"
+                             if cluster is None else unknown("cluster", cluster, sl.clusters))
+        if not e.labels.get("partition"):
+            raise InputError(f"{key}.partition", "is required (the pool's Slurm partition)")
 
 
 def _check_ray(ray: RayExecutorSection, pools: list[Pool]) -> None:

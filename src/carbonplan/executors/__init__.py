@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from carbonplan.config import SiteConfig
     from carbonplan.executors.base import Executor
 
-KINDS = ("local", "ray")
+KINDS = ("local", "slurm", "ray")
 
 
 def default_run_dir(store_url: str) -> Path:
@@ -33,6 +33,13 @@ def make_executor(cfg: SiteConfig, store_url: str, kind: str | None = None) -> E
         run_dir = cfg.executor.local.run_dir
         return LocalExecutor(Path(run_dir).expanduser() if run_dir else
                              default_run_dir(store_url))
+    if kind == "slurm":
+        from carbonplan.executors.slurm import SlurmExecutor
+
+        if not cfg.executor.slurm.clusters:
+            raise InputError("config executor.slurm.clusters", "is required for the slurm "
+                             "executor")
+        return SlurmExecutor(cfg.executor.slurm, cfg.to_site())
     if kind == "ray":
         from carbonplan.executors.ray import RayExecutor
 
