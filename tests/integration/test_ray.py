@@ -396,7 +396,7 @@ def test_a_lost_cluster_sends_its_jobs_back_to_the_queue(site, tmp_path: Path) -
         pytest.skip("needs CARBONPLAN_TEST_RAY_STATE and ray on PATH")
     store, _, wd, _ = site
     name = "eu-west-1"
-    up = subprocess.run([str(RAY_SH), "head", STATE, name, "2",  # ray.sh's spare port slot
+    up = subprocess.run([str(RAY_SH), "head", STATE, name,
                          '{"region:eu-west-1": 1000, "spot": 1000}'],
                         check=True, capture_output=True, text=True)
     try:
