@@ -221,11 +221,55 @@ class SlurmExecutorSection(BaseModel):
         return v
 
 
+class RayClusterEntry(BaseModel):
+    model_config = _STRICT
+    address: str  # the cluster's dashboard / Jobs API URL, e.g. http://ray-eu.internal:8265
+
+    @field_validator("address")
+    @classmethod
+    def _http(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError(f"must be the dashboard's http(s):// URL, got '{v}'")
+        return v.rstrip("/")
+
+
+class RayPoolEntry(BaseModel):
+    """Per-pool override of the resources a Ray job asks for (docs/ray.md)."""
+
+    model_config = _STRICT
+    resources: dict[str, float] | None = None  # replaces the region and market markers
+    num_cpus: float | None = Field(default=None, ge=0)
+
+
+class RayExecutorSection(BaseModel):
+    model_config = _STRICT
+    clusters: dict[str, RayClusterEntry] = Field(default_factory=dict)
+    pools: dict[str, RayPoolEntry] = Field(default_factory=dict)  # key: pool name
+    lost_after: str = "10m"  # a cluster unreachable this long has lost its jobs
+    request_timeout_s: float = Field(default=30.0, gt=0)
+
+    @field_validator("lost_after")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        try:
+            parse_duration(v, "lost_after", allow_zero=True)
+        except InputError as exc:
+            raise ValueError(exc.reason) from None
+        return v
+
+    def cluster_of(self, pool: Pool) -> str | None:
+        """The cluster running `pool`: its `ray_cluster` label, else the cluster named after its
+        region; None when neither is configured."""
+        name = pool.labels.get("ray_cluster", pool.region)
+        return name if name in self.clusters else None
+
+
 class ExecutorSection(BaseModel):
     model_config = _STRICT
-    kind: Literal["local", "slurm"] = "local"
+    kind: Literal["local", "slurm", "ray"] = "local"
     local: LocalExecutorSection = Field(default_factory=LocalExecutorSection)
     slurm: SlurmExecutorSection = Field(default_factory=SlurmExecutorSection)
+    ray: RayExecutorSection = Field(default_factory=RayExecutorSection)
 
 
 class MigEntry(BaseModel):
@@ -481,6 +525,8 @@ def _build_site(cfg: SiteConfig) -> Site:
         home = next(iter(regions)) if regions else None
         if not cfg.pools and "us-east-1" in regions:
             home = "us-east-1"
+    if cfg.executor.kind == "ray":
+        _check_ray(cfg.executor.ray, pools)
     return Site(accelerators=accs, regions=regions, pools=tuple(pools),
                 carbon_price_usd_per_t=cfg.site.carbon_price_usd_per_t,
                 carbon_budget_t=cfg.site.carbon_budget_t,
@@ -508,3 +554,23 @@ def _check_slurm(cfg: SiteConfig, accs: dict[str, Accelerator]) -> None:
                              if cluster is None else unknown("cluster", cluster, sl.clusters))
         if not e.labels.get("partition"):
             raise InputError(f"{key}.partition", "is required (the pool's Slurm partition)")
+
+
+def _check_ray(ray: RayExecutorSection, pools: list[Pool]) -> None:
+    """Every pool must reach a Ray cluster, and every override must name a pool."""
+    if not ray.clusters:
+        raise InputError("config executor.ray.clusters",
+                         "is required when executor.kind = 'ray' (name -> address)")
+    for i, pool in enumerate(pools):
+        if ray.cluster_of(pool) is not None:
+            continue
+        if "ray_cluster" in pool.labels:
+            raise InputError(f"config pools[{i}].labels.ray_cluster",
+                             unknown("Ray cluster", pool.labels["ray_cluster"], ray.clusters))
+        raise InputError(f"config pools[{i}]",
+                         f"no Ray cluster for pool '{pool.name}': add "
+                         f"[executor.ray.clusters.{pool.region}] or labels.ray_cluster")
+    names = {p.name for p in pools}
+    for name in ray.pools:
+        if name not in names:
+            raise InputError(f"config executor.ray.pools.{name}", unknown("pool", name, names))

@@ -159,7 +159,9 @@ def prepare(req: SubmitRequest, site: Site, *, now: datetime | None = None) -> J
             raise InputError("--env", f"expected KEY=VALUE, got '{item}'")
         env[key] = val
     workdir = None
-    if req.workdir is not None:
+    if req.workdir is not None and "://" in req.workdir:
+        workdir = req.workdir  # a remote package a Ray cluster fetches (s3://, gs://, https://)
+    elif req.workdir is not None:
         wd = Path(req.workdir).expanduser()
         if not wd.is_dir():
             raise InputError("--workdir", f"no such directory: {wd}")

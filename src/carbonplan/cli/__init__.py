@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from carbonplan import __version__
-from carbonplan.cli import jobs, setup, signals
+from carbonplan.cli import execution, jobs, setup, signals
 from carbonplan.cli.common import error_line
 
 app = typer.Typer(
@@ -47,6 +47,7 @@ app.command("queue")(jobs.queue)
 app.command("show")(jobs.show)
 app.command("cancel")(jobs.cancel)
 app.command("forecast")(signals.forecast)
+app.command("logs")(execution.logs)
 
 
 def _usage_error_types() -> tuple[type[BaseException], ...]:

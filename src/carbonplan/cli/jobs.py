@@ -58,7 +58,9 @@ def submit(
     project: Annotated[str | None, typer.Option(help="[default: the OS user's group]")] = None,
     watts: Annotated[float | None, typer.Option(
         help="Measured average power per GPU in watts [default: model estimate].")] = None,
-    workdir: Annotated[str | None, typer.Option(help="Working directory for the job.")] = None,
+    workdir: Annotated[str | None, typer.Option(
+        help="Working directory for the job (Ray: uploaded at its start, or a package URI "
+             "such as s3://bucket/proj.zip).")] = None,
     env: Annotated[list[str] | None, typer.Option(
         help="Environment variable KEY=VALUE for the job (repeatable).")] = None,
     db: DbOption = None,

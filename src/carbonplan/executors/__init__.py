@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from carbonplan.config import SiteConfig
     from carbonplan.executors.base import Executor
 
-KINDS = ("local", "slurm")
+KINDS = ("local", "slurm", "ray")
 
 
 def default_run_dir(store_url: str) -> Path:
@@ -40,4 +40,8 @@ def make_executor(cfg: SiteConfig, store_url: str, kind: str | None = None) -> E
             raise InputError("config executor.slurm.clusters", "is required for the slurm "
                              "executor")
         return SlurmExecutor(cfg.executor.slurm, cfg.to_site())
+    if kind == "ray":
+        from carbonplan.executors.ray import RayExecutor
+
+        return RayExecutor.from_config(cfg)
     raise InputError("--executor", unknown("executor", kind, KINDS))

@@ -37,7 +37,9 @@ def _transition_for(action: Action, result: ActionResult, executor: str) -> JobT
             JobState.SUBMITTED, reason=f"started in {p.pool}" if p else "started",
             expect=(JobState.QUEUED, JobState.PLANNED),
             updates={"attempt": action.attempt, "executor": executor,
-                     "executor_ref": result.ref, "ran_pool": p.pool if p else None})
+                     "executor_ref": result.ref, "ran_pool": p.pool if p else None,
+                     # per-attempt times: a stale start would credit a lost attempt with work
+                     "started_at": None, "ended_at": None, "exit_code": None})
     if action.kind == ActionKind.ANNOUNCE and p is not None:
         return JobTransition(JobState.PLANNED, reason=f"planned in {p.pool} at "
                              f"{p.start.isoformat(timespec='minutes')}",
