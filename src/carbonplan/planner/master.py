@@ -14,7 +14,8 @@ Row blocks (each maps to a slice of rows; masked blocks keep only rows with a fi
     job-assign[j]         sum_{c in C_j} x_c + u_j = 1
     pool-capacity[p, t]   sum_{c: pool p, t in c} units[j(c), p] x_c <= cap[p, t]
     site-powercap[s, t]   sum_{c: site(p(c)) = s, t in c} kw[j(c), p(c)] x_c <= cap_kw[s, t]
-    org-carbonbudget      sum_c tCO2e_c x_c <= budget
+    org-carbonbudget      sum_c kgCO2e_c x_c <= 1000 budget  (in kg, so that solver tolerances
+                                                           are tight in tonnes)
 
 Duals are read by block name and reshaped to (pool, slot) / (site, slot) (`Duals`).
 `LiveLP` keeps the LP relaxation in a highspy model and adds columns to it in place (`addCols`).
@@ -36,6 +37,7 @@ from carbonplan.planner.prepare import Prepared
 from carbonplan.planner.result import SolveResult, Termination
 
 BLOCKS = ("job-assign", "pool-capacity", "site-powercap", "org-carbonbudget")
+BUDGET_SCALE = 1000.0  # the budget row is written in kgCO2e; its dual is reported per tCO2e
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,7 @@ class MasterProblem:
         """Row duals (m,) -> `Duals` by block name; rows absent from a block read 0."""
         beta = self.blocks["pool-capacity"].scatter(row_dual)
         pi = self.blocks["site-powercap"].scatter(row_dual)
-        lam = float(row_dual[self.blocks["org-carbonbudget"].rows].sum())
+        lam = BUDGET_SCALE * float(row_dual[self.blocks["org-carbonbudget"].rows].sum())
         mu = self.blocks["job-assign"].scatter(row_dual)
         assert mu.shape == (n_jobs,)
         return Duals(beta=beta, pi=pi, lam=lam, mu=mu)
@@ -147,7 +149,7 @@ class RowLayout:
         self.row_lower = np.concatenate([np.ones(n_j), np.full(self.n_rows - n_j, -np.inf)])
         self.row_upper = np.concatenate([
             np.ones(n_j), self.cap.ravel()[cap_idx], self.power_cap.ravel()[pw_idx],
-            [self.budget_t] if use_budget else []])
+            [BUDGET_SCALE * self.budget_t] if use_budget else []])
         self.T = T
 
     def column_entries(self, prep: Prepared, cols: ColumnSet, which: np.ndarray
@@ -176,7 +178,7 @@ class RowLayout:
         if self.budget_row >= 0:
             parts_owner.append(np.arange(len(which)))
             parts_row.append(np.full(len(which), self.budget_row))
-            parts_val.append(cols.t_co2e[which])
+            parts_val.append(BUDGET_SCALE * cols.t_co2e[which])
         o = np.concatenate(parts_owner)
         r = np.concatenate(parts_row)
         v = np.concatenate(parts_val)
@@ -320,5 +322,5 @@ class LiveLP:
 def _duals_from_layout(layout: RowLayout, row_dual: np.ndarray, n_jobs: int) -> Duals:
     b = layout.blocks
     return Duals(beta=b["pool-capacity"].scatter(row_dual), pi=b["site-powercap"].scatter(row_dual),
-                 lam=float(row_dual[b["org-carbonbudget"].rows].sum()),
+                 lam=BUDGET_SCALE * float(row_dual[b["org-carbonbudget"].rows].sum()),
                  mu=b["job-assign"].scatter(row_dual))

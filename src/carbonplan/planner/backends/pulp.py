@@ -12,6 +12,7 @@ pulp is imported here only. Must not import domain models, the store, signals or
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 import pulp
@@ -36,6 +37,14 @@ STATUS_NO_SOLUTION: dict[int, Termination] = {
 }
 
 
+def _variable(prob: pulp.LpProblem, name: str, low: float, up: float | None,
+              cat: str) -> pulp.LpVariable:
+    """A variable attached to `prob` (PuLP >= 3.3 API), or a free one on older PuLP."""
+    if hasattr(prob, "add_variable"):
+        return prob.add_variable(name, lowBound=low, upBound=up, cat=cat)
+    return pulp.LpVariable(name, lowBound=low, upBound=up, cat=cat)
+
+
 def to_pulp(master: MasterProblem) -> tuple[pulp.LpProblem, list[pulp.LpVariable]]:
     """The master as a PuLP problem (binary variables where integral)."""
     prob = pulp.LpProblem("carbonplan_master", pulp.LpMinimize)
@@ -43,8 +52,8 @@ def to_pulp(master: MasterProblem) -> tuple[pulp.LpProblem, list[pulp.LpVariable
     for i in range(master.n_vars):
         up = master.col_upper[i] if np.isfinite(master.col_upper[i]) else None
         cat = pulp.LpInteger if master.integrality[i] else pulp.LpContinuous
-        x.append(pulp.LpVariable(f"x{i}", lowBound=float(master.col_lower[i]),
-                                 upBound=None if up is None else float(up), cat=cat))
+        x.append(_variable(prob, f"x{i}", float(master.col_lower[i]),
+                           None if up is None else float(up), cat))
     prob += pulp.LpAffineExpression(
         [(x[i], float(master.c[i])) for i in range(master.n_vars)]) + float(master.offset)
     rows: list[list[tuple[pulp.LpVariable, float]]] = [[] for _ in range(master.n_rows)]
@@ -91,8 +100,11 @@ class PulpBackend:
                 for var, v in zip(x, warm_start, strict=True):
                     var.setInitialValue(float(round(v)))
                 kwargs["warmStart"] = True
-        solver = pulp.getSolver(self.solver, **kwargs)
-        prob.solve(solver)
+        with warnings.catch_warnings():
+            # PuLP 3.3 announces PULP_CBC_CMD's removal in 4.0; it is the bundled CBC here
+            warnings.simplefilter("ignore", DeprecationWarning)
+            solver = pulp.getSolver(self.solver, **kwargs)
+            prob.solve(solver)
         sol_status = prob.sol_status
         if sol_status in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible):
             term = SOL_STATUS[sol_status]
