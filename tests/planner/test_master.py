@@ -7,7 +7,7 @@ from planner_helpers import tiny_instance
 
 from carbonplan.planner.columns import ColumnSet, Schedule, contiguous_slots
 from carbonplan.planner.duals import Duals
-from carbonplan.planner.master import BLOCKS, LiveLP, RowLayout, build_master
+from carbonplan.planner.master import BLOCKS, BUDGET_SCALE, LiveLP, RowLayout, build_master
 from carbonplan.planner.prepare import prepare, usage_of
 from carbonplan.planner.pricing import Pricer
 from carbonplan.planner.result import Termination
@@ -43,8 +43,9 @@ def test_row_activity_is_usage() -> None:
     assert np.allclose(m.blocks["pool-capacity"].scatter(act), units)
     assert np.allclose(m.blocks["site-powercap"].scatter(act), kw)
     assert np.allclose(act[m.blocks["job-assign"].rows], 1)
+    # the budget row is written in kg
     assert np.isclose(act[m.blocks["org-carbonbudget"].rows].sum(),
-                      cols.t_co2e[chosen[chosen >= 0]].sum())
+                      BUDGET_SCALE * cols.t_co2e[chosen[chosen >= 0]].sum())
 
 
 def test_live_lp_duals_by_block_and_bound() -> None:
