@@ -1,0 +1,478 @@
+"""The planner's entry point: `plan(instance) -> PlanResult` (schedule, evaluation, bound, gap).
+
+Pipeline (docs/model.md gives the formulation and the bound):
+
+1. prepare: cost coefficients, windows (spot safety), frozen jobs, residual capacities.
+2. incumbents: the greedy spatio-temporal plan and the warm start (previous plan), if any.
+3. bound: Lagrangian ascent on pricing alone, from zero duals or the previous plan's duals.
+4. columns: column generation on the LP master (highspy, `addCols` in place), smoothed towards
+   the ascent's duals; the Lagrangian bound is valid at every iteration.
+5. primal: a greedy priced at the best duals (largest jobs first; unplaced jobs moved to the front
+   and re-run), then a large-neighbourhood search that re-solves small integer masters through the
+   chosen backend, until the certified gap (objective - bound) / objective reaches `rel_gap`.
+6. completion (small instances): every column whose reduced cost is within the gap is added and
+   the integer master is solved exactly; an optimal answer then proves optimality.
+
+The result's `bound` is always the Lagrangian bound (valid for the full problem, not only for the
+generated columns), or the objective itself when step 6 proved optimality.
+
+Never prints; reports through the optional `progress` callback. Must not import domain models,
+the store, signals or config.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from carbonplan.planner.backends import Backend, get_backend
+from carbonplan.planner.bound import ascend
+from carbonplan.planner.cg import CGResult, add_priced_columns, best_pairs, column_generation
+from carbonplan.planner.columns import ColumnSet, Schedule, contiguous_slots
+from carbonplan.planner.duals import Duals
+from carbonplan.planner.evaluate import Evaluation, evaluate
+from carbonplan.planner.greedy import Residual, place_dense
+from carbonplan.planner.lns import LNS, Incumbent, LNSStats, column_reduced_costs
+from carbonplan.planner.master import RowLayout, build_master
+from carbonplan.planner.policies import greedy_schedule
+from carbonplan.planner.prepare import Prepared, frozen_schedule, prepare
+from carbonplan.planner.pricing import Pricer, PricingResult
+from carbonplan.planner.result import SolveResult, Termination, relative_gap
+
+
+@dataclass
+class PlanOptions:
+    """Tuning knobs of the pipeline (defaults suit 10^2 - 10^4 jobs on 2 cores)."""
+
+    lp_max_jobs: int = 3000         # column generation on the LP master up to this many jobs;
+                                    # beyond, the bound comes from the pricing-only ascent
+    bound_share: float = 0.4        # time share of the ascent when it provides the bound
+    ascent_iters: int = 0           # ascent iterations before column generation (LP mode)
+    ascent_share: float = 0.15      # at most this share of the time limit for that ascent
+    cg_share: float = 0.45          # at most this share (cumulative) until CG stops
+    cg_tol: float = 0.1             # CG stops at (z_LP - bound) <= cg_tol * rel_gap * z_LP
+    top_k: int = 10                 # contiguous candidates per job for the search
+    lns_jobs: int = 30              # jobs freed per neighbourhood
+    lns_window: int = 8             # slots per neighbourhood window
+    lns_sub_time: float = 0.3       # time limit of one sub-MIP (s)
+    lns_sub_gap: float = 0.002      # relative gap of one sub-MIP
+    completion_columns: int = 20000  # enumerate all columns within the gap up to this many
+    completion_max_jobs: int = 2000  # try the completion only up to this many jobs
+    completion_share: float = 0.25  # time share of the first completion attempt
+    pausable_enum_window: int = 12  # exhaustive pausable enumeration up to this window (slots)
+    seed: int = 0
+
+
+@dataclass
+class Progress:
+    """One progress report."""
+
+    phase: str          # prepare | bound | columns | primal | search | completion | done
+    elapsed_s: float
+    objective: float
+    bound: float
+    message: str = ""
+
+    @property
+    def gap(self) -> float:
+        return relative_gap(self.objective, self.bound)
+
+
+@dataclass
+class PlanResult:
+    """A plan with its certificate."""
+
+    schedule: Schedule           # every job's placement (frozen jobs included)
+    evaluation: Evaluation       # scores by the common evaluator
+    result: SolveResult          # termination, objective, bound, gap, iterations, columns, s
+    duals: Duals                 # best duals (warm start for the next re-plan)
+    lp_objective: float          # last LP master objective
+    timings: dict[str, float] = field(default_factory=dict)
+    lns: LNSStats | None = None
+
+
+def plan(inst: object, *, backend: str | Backend = "highs", time_limit: float = 60.0,
+         rel_gap: float = 0.01, warm_start: Schedule | None = None,
+         duals: Duals | None = None, options: PlanOptions | None = None,
+         progress: Callable[[Progress], None] | None = None) -> PlanResult:
+    """Plan every free job of `inst` (see the module docstring).
+
+    Args:
+        inst: the `Instance`.
+        backend: integer-master backend (name for `get_backend`, or an instance).
+        time_limit: seconds for the whole plan (the last sub-solve may overrun slightly).
+        rel_gap: stop once (objective - bound) / objective <= rel_gap.
+        warm_start: a previous schedule (placements that are still valid and fit are kept).
+        duals: duals of a previous plan, to start the bound from.
+        options: pipeline knobs.
+        progress: called with a `Progress` at each phase and periodically while searching.
+
+    Returns:
+        The plan, its evaluation and its certificate.
+    """
+    t0 = time.perf_counter()
+    opt = options or PlanOptions()
+    be = get_backend(backend) if isinstance(backend, str) else backend
+    timings: dict[str, float] = {}
+    state = {"objective": np.inf, "bound": -np.inf}
+
+    def elapsed() -> float:
+        return time.perf_counter() - t0
+
+    def report(phase: str, message: str = "") -> None:
+        if progress is not None:
+            progress(Progress(phase=phase, elapsed_s=elapsed(), objective=state["objective"],
+                              bound=state["bound"], message=message))
+
+    def mark(name: str, since: float) -> float:
+        now = time.perf_counter()
+        timings[name] = timings.get(name, 0.0) + now - since
+        return now
+
+    tick = time.perf_counter()
+    prep = prepare(inst)
+    pricer = Pricer(prep)
+    tick = mark("prepare", tick)
+    report("prepare", f"{int(prep.free.sum())} jobs to plan")
+    cols = ColumnSet.empty()
+    if not prep.free.any():
+        sched = frozen_schedule(prep.inst)
+        ev = evaluate(prep.inst, sched, prep.cc)
+        res = SolveResult(Termination.OPTIMAL, objective=ev.objective, bound=ev.objective,
+                          seconds=elapsed(), solution=sched)
+        return PlanResult(sched, ev, res, duals or Duals.zeros(prep.inst.n_pools, len(
+            prep.inst.site_names), prep.inst.n_slots), ev.objective, timings)
+
+    # -- incumbents: greedy policy, dual-priced greedy at zero prices, warm start ----------------
+    y0 = duals.projected() if duals is not None else Duals.zeros(
+        prep.inst.n_pools, len(prep.inst.site_names), prep.inst.n_slots)
+    starts = [adopt(prep, cols, greedy_schedule(prep, pricer))]
+    if warm_start is not None:
+        starts.insert(0, adopt(prep, cols, warm_start))
+    starts += dual_greedy(prep, pricer, cols, y0, rounds=2)
+    best = None
+    for chosen in starts:
+        inc = Incumbent(prep, cols, chosen)
+        if best is None or inc.objective < best.objective - 1e-9:
+            best = inc
+    state["objective"] = best.objective
+    tick = mark("incumbent", tick)
+    report("primal", "greedy plan")
+
+    # -- bound: column generation (LP master), or pricing-only ascent for large instances ------
+    n_free = int(prep.free.sum())
+    use_lp = n_free <= opt.lp_max_jobs
+    res0 = pricer.price(y0)
+    y_start, bound = res0.duals, res0.lagrangian
+    if not use_lp or opt.ascent_iters > 0:
+        share = opt.ascent_share if use_lp else opt.bound_share
+        iters = opt.ascent_iters if use_lp else 10_000
+
+        def on_ascent(it: int, value: float, best_bound: float) -> None:
+            state["bound"] = max(state["bound"], best_bound)
+            if it % 10 == 0:
+                report("bound", f"Lagrangian ascent {it}")
+
+        asc = ascend(pricer, y0, best.objective, max_iter=iters,
+                     time_limit=max(share * time_limit - elapsed(), 0.0),
+                     tol=opt.cg_tol * rel_gap, alpha=0.3, on_iteration=on_ascent)
+        if asc.bound > bound:
+            y_start, bound, res0 = asc.duals, asc.bound, asc.pricing
+    state["bound"] = bound
+    tick = mark("ascent", tick)
+    cg = CGResult(duals=y_start, bound=bound, lp_objective=np.inf, lp=None, pricing=res0)
+    if use_lp:
+        jobs0, pools0 = best_pairs(res0, 2)
+        initial = add_priced_columns(pricer, res0, cols, jobs0, pools0)
+        initial = np.union1d(initial, np.concatenate([c[c >= 0] for c in starts]))
+
+        def on_cg(it: int, value: float, z: float) -> None:
+            state["bound"] = max(state["bound"], value)
+            report("columns", f"iteration {it}: LP {z:.2f}")
+
+        cg_time = max(opt.cg_share * time_limit - elapsed(), 0.0)
+        cg = column_generation(prep, pricer, cols, initial, y_start, bound, time_limit=cg_time,
+                               tol=max(opt.cg_tol * rel_gap, 1e-6), smoothing=0.0,
+                               on_iteration=on_cg)
+    if cg.bound >= bound and cg.pricing is not None:
+        bound, y_best, pricing = cg.bound, cg.duals, cg.pricing
+    else:
+        y_best, pricing = y_start, res0
+    state["bound"] = bound
+    tick = mark("column_generation", tick)
+
+    # -- primal: dual-priced greedy, candidates, 1-opt, search -----------------------------------
+    for chosen in dual_greedy(prep, pricer, cols, y_best):
+        inc = Incumbent(prep, cols, chosen)
+        if inc.objective < best.objective - 1e-9:
+            best = inc
+    state["objective"] = best.objective
+    cand_ptr, cand_idx = candidates(prep, pricer, cols, y_best, pricing, cg, best.chosen,
+                                    opt.top_k)
+    lns = LNS(prep, cols, cand_ptr, cand_idx, best, y_best, pricing.job_rc, be, seed=opt.seed,
+              max_jobs=opt.lns_jobs, window=opt.lns_window, sub_time_limit=opt.lns_sub_time,
+              sub_rel_gap=opt.lns_sub_gap, dense=pricer.dense(y_best))
+    lns.one_opt(time_limit=max(time_limit - elapsed(), 0.0))
+    state["objective"] = best.objective
+    tick = mark("primal", tick)
+    report("primal", "dual-priced greedy and single-job moves")
+    last = [time.perf_counter()]
+
+    def on_lns(it: int, objective: float) -> None:
+        state["objective"] = objective
+        if time.perf_counter() - last[0] > 0.25:
+            last[0] = time.perf_counter()
+            report("search", f"neighbourhood {it}")
+
+    target = bound / (1 - rel_gap) if bound > 0 else bound
+    proved = False
+    if relative_gap(best.objective, bound) > rel_gap and n_free <= opt.completion_max_jobs:
+        proved = complete(prep, pricer, cols, best, y_best, pricing, bound, be,
+                          time_limit=max(min(time_limit - elapsed(),
+                                             opt.completion_share * time_limit), 0.0), opt=opt)
+        tick = mark("completion", tick)
+    search_time = time_limit - elapsed()
+    if not proved and relative_gap(best.objective, bound) > rel_gap and search_time > 0:
+        lns.run(time_limit=search_time, target=target, on_iteration=on_lns)
+        tick = mark("search", tick)
+        if (time_limit - elapsed() > 0 and relative_gap(best.objective, bound) > rel_gap
+                and n_free <= opt.completion_max_jobs):
+            proved = complete(prep, pricer, cols, best, y_best, pricing, bound, be,
+                              time_limit=time_limit - elapsed(), opt=opt)
+            tick = mark("completion", tick)
+    objective = best.objective
+    if proved:
+        bound = objective
+    elif bound > objective and bound - objective <= 1e-9 * max(1.0, abs(objective)):
+        bound = objective  # rounding noise of the Lagrangian sum
+    state.update(objective=objective, bound=bound)
+
+    sched = best.schedule()
+    fixed = np.flatnonzero(~prep.free)
+    if fixed.size:
+        sched = sched.replace(fixed, prep.frozen)
+    ev = evaluate(prep.inst, sched, prep.cc)
+    gap = relative_gap(objective, bound)
+    if gap <= 1e-9 or proved:
+        term = Termination.OPTIMAL
+    elif gap <= rel_gap:
+        term = Termination.GAP_REACHED
+    else:
+        term = Termination.TIME_LIMIT
+    res = SolveResult(termination=term, objective=objective, bound=bound,
+                      iterations=cg.iterations, columns=len(cols), seconds=elapsed(),
+                      solution=sched, message=f"lns {lns.stats.iterations} moves, "
+                                              f"{lns.stats.improvements} improving")
+    report("done", term.value)
+    return PlanResult(schedule=sched, evaluation=ev, result=res, duals=y_best,
+                      lp_objective=cg.lp_objective, timings=timings, lns=lns.stats)
+
+
+def adopt(prep: Prepared, cols: ColumnSet, sched: Schedule) -> np.ndarray:
+    """Turn a schedule into columns of `cols`, keeping only placements that are valid columns
+    and fit (in job order); the others become unplanned. Returns the column per job (J,)."""
+    inst = prep.inst
+    J = prep.n_jobs
+    chosen = np.full(J, -1, dtype=np.int64)
+    if sched.n_jobs != J:
+        return chosen
+    from carbonplan.planner.evaluate import _invalid
+
+    planned = (sched.pool >= 0) & prep.free
+    counts = np.diff(sched.indptr)
+    invalid = _invalid(inst, sched, sched.pool >= 0, counts)
+    start, end = sched.start, sched.end
+    pool = np.maximum(sched.pool, 0)
+    in_window = (start >= prep.win.earliest) & (end <= prep.win.latest_end[np.arange(J), pool])
+    ok = planned & ~invalid & in_window
+    jobs = np.flatnonzero(ok)
+    if jobs.size == 0:
+        return chosen
+    sub_counts = counts[jobs]
+    indptr = np.zeros(len(jobs) + 1, dtype=np.int64)
+    np.cumsum(sub_counts, out=indptr[1:])
+    take = np.repeat(sched.indptr[:-1][jobs], sub_counts) + (
+        np.arange(indptr[-1]) - np.repeat(indptr[:-1], sub_counts))
+    idx = cols.add(inst, prep.cc, jobs, sched.pool[jobs], indptr, sched.slots[take])
+    res = Residual.of(prep)
+    for j, c in zip(jobs, idx, strict=True):
+        if not cols.objective[c] < prep.penalty[j]:
+            continue
+        if res.fits(prep, int(j), int(cols.pool[c]), cols.column_slots(c),
+                    float(cols.t_co2e[c])):
+            res.take(prep, int(j), int(cols.pool[c]), cols.column_slots(c),
+                     float(cols.t_co2e[c]))
+            chosen[j] = c
+    return chosen
+
+
+def dual_greedy(prep: Prepared, pricer: Pricer, cols: ColumnSet, duals: Duals,
+                rounds: int = 3) -> list[np.ndarray]:
+    """Greedy plans priced at `duals`: largest jobs first, then unplaced jobs moved to the front.
+
+    Returns:
+        the chosen column per job (J,) of each round.
+    """
+    inst = prep.inst
+    J = prep.n_jobs
+    cand = pricer.dense(duals)
+    free = np.flatnonzero(prep.free)
+    size = np.where(inst.eligible, inst.units * inst.duration_slots, 0).max(axis=1)
+    order = free[np.argsort(-size[free], kind="stable")]
+    out = []
+    for _ in range(rounds):
+        res = Residual.of(prep)
+        pool, start = place_dense(prep, cand, order, res, limit=prep.penalty)
+        placed = pool >= 0
+        jobs = order[placed]
+        n = inst.duration_slots[jobs, pool[placed]]
+        indptr, slots = contiguous_slots(start[placed], n)
+        chosen = np.full(J, -1, dtype=np.int64)
+        chosen[jobs] = cols.add(inst, prep.cc, jobs, pool[placed], indptr, slots)
+        out.append(chosen)
+        unplaced = order[~placed]
+        if unplaced.size == 0:
+            break
+        order = np.concatenate([unplaced, order[placed]])
+    return out
+
+
+def candidates(prep: Prepared, pricer: Pricer, cols: ColumnSet, duals: Duals,
+               pricing: PricingResult, cg: CGResult, chosen: np.ndarray, top_k: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Each job's candidate columns for the search: its `top_k` cheapest contiguous columns at
+    `duals`, its cheapest pausable column per pool, its LP master columns and its incumbent.
+
+    Returns:
+        CSR (ptr (J+1,), idx (K,)) of column indices, sorted by reduced cost within a job.
+    """
+    inst = prep.inst
+    J = prep.n_jobs
+    j, p, s, _ = pricer.top_contiguous(duals, top_k)
+    indptr, slots = contiguous_slots(s, inst.duration_slots[j, p])
+    parts = [cols.add(inst, prep.cc, j, p, indptr, slots)]
+    pj, pp = np.nonzero(pricing.pair_group >= 0)
+    if pj.size:
+        parts.append(add_priced_columns(pricer, pricing, cols, pj, pp))
+    if cg.lp is not None:
+        parts.append(cg.lp.lp_cols)
+    parts.append(chosen[chosen >= 0])
+    idx = np.unique(np.concatenate(parts))
+    rc = column_reduced_costs(prep, cols, idx, duals)
+    order = np.lexsort((rc, cols.job[idx]))
+    idx = idx[order]
+    ptr = np.zeros(J + 1, dtype=np.int64)
+    np.cumsum(np.bincount(cols.job[idx], minlength=J), out=ptr[1:])
+    return ptr, idx
+
+
+def complete(prep: Prepared, pricer: Pricer, cols: ColumnSet, inc: Incumbent, duals: Duals,
+             pricing: PricingResult, bound: float, backend: Backend, *, time_limit: float,
+             opt: PlanOptions) -> bool:
+    """Add every column within the gap and solve the integer master exactly.
+
+    Any plan cheaper than the incumbent uses only columns whose reduced cost exceeds its job's
+    Lagrangian minimum by less than (incumbent - bound) (docs/model.md), so when all of them fit
+    in `opt.completion_columns` and the exact solve ends optimal, the result is proved optimal.
+    Updates `inc` if a better plan is found. Returns whether optimality was proved.
+    """
+    inst = prep.inst
+    delta = inc.objective - bound
+    if not np.isfinite(delta) or delta < 0:
+        return False
+    m = pricing.job_rc
+    dense = pricer.dense(duals)
+    excess = dense.cost - m[:, None, None]
+    pick = np.isfinite(dense.cost) & (excess <= delta + 1e-9)
+    count = int(pick.sum())
+    # pausable pairs: enumerate exhaustively when their window is small, skip when even their
+    # cheapest column is outside the gap
+    paus_pairs = []
+    pj, pp = np.nonzero(prep.inst.pausable[:, None] & prep.inst.eligible
+                        & prep.free[:, None])
+    for j, p in zip(pj, pp, strict=True):
+        if not np.isfinite(pricing.pair_rc[j, p]):
+            continue
+        if pricing.pair_rc[j, p] - m[j] > delta + 1e-9:
+            continue
+        width = int(prep.win.latest_end[j, p] - prep.win.earliest[j])
+        if width > opt.pausable_enum_window:
+            return False
+        paus_pairs.append((int(j), int(p)))
+    if count > opt.completion_columns:
+        return False
+    jj, pp_, kk = np.nonzero(pick)
+    ss = dense.first[jj] + kk
+    indptr, slots = contiguous_slots(ss, inst.duration_slots[jj, pp_])
+    parts = [cols.add(inst, prep.cc, jj, pp_, indptr, slots)]
+    for j, p in paus_pairs:
+        ip, sl = enumerate_pausable(prep, j, p)
+        if len(ip) > 1:
+            idx = cols.add(inst, prep.cc, np.full(len(ip) - 1, j), np.full(len(ip) - 1, p), ip,
+                           sl)
+            rc = column_reduced_costs(prep, cols, idx, duals)
+            parts.append(idx[rc - m[j] <= delta + 1e-9])
+    parts.append(inc.chosen[inc.chosen >= 0])
+    which = np.unique(np.concatenate(parts))
+    if which.size > opt.completion_columns:
+        return False
+    jobs = np.flatnonzero(prep.free)
+    layout = RowLayout(prep, jobs)
+    master = build_master(prep, cols, which, layout, integer=True)
+    pos = np.full(len(cols), -1, dtype=np.int64)
+    pos[which] = np.arange(len(which))
+    x0 = np.zeros(master.n_vars)
+    cur = inc.chosen[jobs]
+    x0[pos[cur[cur >= 0]]] = 1.0
+    x0[len(which) + np.flatnonzero(cur < 0)] = 1.0
+    res = backend.solve(master, time_limit=time_limit, rel_gap=0.0, warm_start=x0)
+    if res.has_solution and res.objective < inc.objective - 1e-9:
+        x = np.asarray(res.solution)
+        on = np.flatnonzero(x[:len(which)] > 0.5)
+        new = np.full(len(jobs), -1, dtype=np.int64)
+        new[layout.job_row[cols.job[which[on]]]] = which[on]
+        inc.set_jobs(jobs, new)
+    return res.termination is Termination.OPTIMAL
+
+
+def enumerate_pausable(prep: Prepared, j: int, p: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every pausable column of job j on pool p (window up to ~16 slots), as CSR slot lists.
+
+    A column has segments; every segment after the first starts with `resume_slots` resume
+    slots; the work slots total exactly `duration_slots[j, p]`.
+    """
+    inst = prep.inst
+    lo = int(prep.win.earliest[j])
+    W = int(prep.win.latest_end[j, p]) - lo
+    n = int(inst.duration_slots[j, p])
+    r = int(inst.resume_slots[j])
+    if W <= 0 or n > W:
+        return np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int32)
+    masks = np.arange(1 << W, dtype=np.int64)
+    bits = ((masks[:, None] >> np.arange(W)[None, :]) & 1).astype(bool)
+    prev = np.zeros_like(bits)
+    prev[:, 1:] = bits[:, :-1]
+    nxt = np.zeros_like(bits)
+    nxt[:, :-1] = bits[:, 1:]
+    starts = bits & ~prev
+    ends = bits & ~nxt
+    segs = starts.sum(axis=1)
+    count = bits.sum(axis=1)
+    ok = (segs >= 1) & (count == n + (segs - 1) * r)
+    # every segment after the first is longer than r (resume slots plus some work)
+    run = np.zeros(len(masks), dtype=np.int64)
+    seen = np.zeros(len(masks), dtype=np.int64)
+    for k in range(W):
+        run = np.where(bits[:, k], run + 1, 0)
+        seen = seen + starts[:, k].astype(np.int64)
+        short = ends[:, k] & (seen > 1) & (run <= r)
+        ok &= ~short
+    sel = bits[ok]
+    counts = sel.sum(axis=1)
+    indptr = np.zeros(len(sel) + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    slots = (np.nonzero(sel)[1] + lo).astype(np.int32)
+    return indptr, slots

@@ -1,0 +1,141 @@
+"""Tiny planning instances and a brute-force solver that enumerates every schedule."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+
+import numpy as np
+
+from carbonplan.planner.columns import Schedule, contiguous_slots, price_columns
+from carbonplan.planner.instance import ON_DEMAND, OWNED, SPOT, Instance
+from carbonplan.planner.prepare import prepare, usage_of
+from carbonplan.planner.solve import enumerate_pausable
+
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def tiny_instance(seed: int, *, n_jobs: int = 3, n_pools: int = 2, n_slots: int = 8,
+                  pausable: float = 0.3, spot: bool = True, power_cap: bool = False,
+                  budget: bool = False, owned: bool = False, capacity: tuple[int, int] = (1, 3),
+                  **overrides: object) -> Instance:
+    """A small random instance: pools alternate on-demand / spot (or owned), one or two sites."""
+    rng = np.random.default_rng(seed)
+    P, J, T = n_pools, n_jobs, n_slots
+    market = np.array([(OWNED if owned else ON_DEMAND) if p % 2 == 0 else
+                       (SPOT if spot else ON_DEMAND) for p in range(P)], dtype=np.int8)
+    site = (np.arange(P) // 2).astype(np.int32)
+    S = int(site.max()) + 1
+    cap = rng.integers(capacity[0], capacity[1] + 1, size=(P, 1)) * np.ones((1, T))
+    price = np.where(market[:, None] == OWNED, 0.0, rng.uniform(1, 4, (P, T)))
+    price = np.where(market[:, None] == SPOT, price * 0.4, price)
+    energy = np.where(market[:, None] == OWNED, rng.uniform(0.05, 0.3, (P, T)), 0.0)
+    ci = rng.uniform(20, 600, (P, T))
+    units = rng.integers(1, 3, size=(J, 1)) * np.ones((1, P))
+    duration = rng.integers(1, 4, size=(J, P)).astype(np.int32)
+    release = rng.integers(0, T - 2, size=J).astype(np.int32)
+    deadline = np.minimum(release + duration.max(axis=1) + rng.integers(0, 4, size=J), T)
+    eligible = rng.random((J, P)) < 0.85
+    eligible[np.arange(J), rng.integers(0, P, J)] = True
+    paus = rng.random(J) < pausable
+    interval = np.where(rng.random(J) < 0.5, rng.uniform(0.5, 2.0, J), 0.0)
+    ckpt = np.where(interval > 0, rng.uniform(0.1, 0.5, J), 0.0)
+    power_kw = units * rng.uniform(0.3, 0.7, (J, 1))
+    pcap = np.full((S, T), np.inf)
+    if power_cap:
+        pcap = np.full((S, T), float(rng.uniform(0.8, 2.0)))
+    fields = dict(
+        t0=T0, slot_h=1.0, pool_names=tuple(f"pool{p}" for p in range(P)), market=market,
+        site=site, pue=rng.uniform(1.1, 1.5, P),
+        eviction_rate_per_h=np.where(market == SPOT, rng.uniform(0.01, 0.1, P), 0.0),
+        embodied_kg_per_unit_h=rng.uniform(0.01, 0.05, P), capacity=cap,
+        price_usd_per_unit_h=price, energy_price_usd_per_kwh=energy, ci_g_per_kwh=ci,
+        site_names=tuple(f"site{s}" for s in range(S)), power_cap_kw=pcap,
+        job_ids=np.arange(100, 100 + J), eligible=eligible, units=units,
+        duration_slots=duration, power_kw=power_kw, release=release,
+        deadline=deadline.astype(np.int32), pausable=paus,
+        resume_slots=np.where(paus, rng.integers(0, 2, J), 0).astype(np.int32),
+        checkpoint_interval_h=interval, checkpoint_cost_h=ckpt,
+        home_pool=np.zeros(J, dtype=np.int32), unplanned_penalty_usd=rng.uniform(30, 80, J),
+        carbon_price_usd_per_t=float(rng.choice([100.0, 2000.0])),
+    )
+    if budget:
+        fields["carbon_budget_t"] = float(rng.uniform(0.0005, 0.003))
+    fields.update(overrides)
+    return Instance(**fields)
+
+
+def all_columns(inst: Instance, j: int) -> list[tuple[int, np.ndarray]]:
+    """Every column of job j: contiguous runs and (pausable) every segmented run, in-window."""
+    prep = prepare(inst)
+    out = []
+    for p in np.flatnonzero(inst.eligible[j]):
+        n = int(inst.duration_slots[j, p])
+        lo, hi = int(prep.win.earliest[j]), int(prep.win.latest_end[j, p])
+        if inst.pausable[j]:
+            indptr, slots = enumerate_pausable(prep, j, int(p))
+            for k in range(len(indptr) - 1):
+                out.append((int(p), slots[indptr[k]:indptr[k + 1]]))
+        else:
+            for s in range(lo, hi - n + 1):
+                out.append((int(p), np.arange(s, s + n, dtype=np.int32)))
+    return out
+
+
+def brute_force(inst: Instance) -> tuple[float, Schedule]:
+    """The optimum over every combination of columns (or unplanned) of the free jobs."""
+    prep = prepare(inst)
+    J = inst.n_jobs
+    options: list[list[tuple[int, np.ndarray | None, float, float]]] = []
+    for j in range(J):
+        if not prep.free[j]:
+            options.append([(-2, None, 0.0, 0.0)])
+            continue
+        opts = [(-1, None, float(prep.penalty[j]), 0.0)]
+        for p, slots in all_columns(inst, j):
+            c = price_columns(inst, prep.cc, np.array([j]), np.array([p]),
+                              np.array([0, len(slots)]), slots)
+            opts.append((p, slots, float(c.objective[0]), float(c.t_co2e[0])))
+        options.append(opts)
+    best, best_sched = np.inf, None
+    for combo in itertools.product(*options):
+        total = prep.frozen_cost + sum(o[2] for o in combo)
+        if total >= best - 1e-12:
+            continue
+        t = sum(o[3] for o in combo)
+        if t > prep.budget_t + 1e-9:
+            continue
+        sched = _schedule(inst, prep, combo)
+        units, kw = usage_of(inst, prep.cc, sched)
+        if (units > inst.capacity + 1e-9).any() or (kw > inst.power_cap_kw + 1e-9).any():
+            continue
+        best, best_sched = total, sched
+    return best, best_sched
+
+
+def _schedule(inst: Instance, prep: object, combo: tuple) -> Schedule:
+    J = inst.n_jobs
+    pool = np.full(J, -1, dtype=np.int32)
+    lists = []
+    for j, (p, slots, _, _) in enumerate(combo):
+        if p == -2:
+            pool[j] = prep.frozen.pool[j]
+            lists.append(prep.frozen.job_slots(j))
+        elif p >= 0:
+            pool[j] = p
+            lists.append(slots)
+        else:
+            lists.append(np.zeros(0, dtype=np.int32))
+    counts = np.array([len(s) for s in lists])
+    indptr = np.zeros(J + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    slots = np.concatenate(lists).astype(np.int32) if counts.sum() else np.zeros(0, np.int32)
+    return Schedule(pool=pool, indptr=indptr, slots=slots)
+
+
+def contiguous(inst: Instance, pool: list[int], start: list[int]) -> Schedule:
+    """Schedule from lists (convenience)."""
+    return Schedule.from_starts(inst, np.array(pool), np.array(start))
+
+
+__all__ = ["all_columns", "brute_force", "contiguous", "contiguous_slots", "tiny_instance"]

@@ -1,0 +1,35 @@
+"""bound.py: the Lagrangian bound is valid for any prices and the ascent only improves it."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from planner_helpers import brute_force, tiny_instance
+
+from carbonplan.planner.bound import ascend
+from carbonplan.planner.duals import Duals
+from carbonplan.planner.prepare import prepare
+from carbonplan.planner.pricing import Pricer
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10_000), scale=st.floats(0, 50))
+def test_lagrangian_never_exceeds_the_optimum(seed: int, scale: float) -> None:
+    inst = tiny_instance(seed, n_jobs=3, n_pools=2, n_slots=8, power_cap=True, budget=True)
+    best, _ = brute_force(inst)
+    prep = prepare(inst)
+    rng = np.random.default_rng(seed)
+    y = Duals(beta=-scale * rng.random((2, 8)), pi=-scale * rng.random((1, 8)),
+              lam=-scale * 100 * rng.random())
+    assert Pricer(prep).price(y).lagrangian <= best + 1e-7
+
+
+def test_ascent_improves_and_stays_valid() -> None:
+    inst = tiny_instance(5, n_jobs=3, n_pools=2, n_slots=8, capacity=(1, 1))
+    best, _ = brute_force(inst)
+    pricer = Pricer(prepare(inst))
+    zero = pricer.price(Duals.zeros(2, 1, 8)).lagrangian
+    res = ascend(pricer, Duals.zeros(2, 1, 8), best * 1.1 + 1, max_iter=50)
+    assert zero - 1e-9 <= res.bound <= best + 1e-7
+    assert res.bound == max(res.history)

@@ -1,0 +1,119 @@
+"""solve.py: plans are feasible, bounds are valid, tiny instances are solved to optimality."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from planner_helpers import brute_force, tiny_instance
+
+from carbonplan.planner.evaluate import evaluate
+from carbonplan.planner.prepare import prepare
+from carbonplan.planner.result import Termination
+from carbonplan.planner.solve import PlanOptions, Progress, enumerate_pausable, plan
+
+FAST = dict(time_limit=5.0, rel_gap=1e-6)
+
+
+def assert_feasible(inst, sched) -> None:
+    ev = evaluate(inst, sched)
+    assert ev.capacity_violations == 0
+    assert ev.power_violations == 0
+    assert ev.budget_excess_t <= 1e-6  # within solver tolerance (1e-7 kg per row scale)
+    assert ev.n_early == 0
+    assert ev.n_late == 0
+    assert ev.n_invalid == 0
+    assert ev.n_spot_unsafe == 0
+    assert ev.n_frozen_moved == 0
+    planned = sched.pool >= 0
+    free = inst.fixed_pool < 0
+    assert np.all(sched.start[planned & free] >= inst.release[planned & free])
+    assert np.all(sched.end[planned] <= inst.deadline[planned])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 100_000), pausable=st.sampled_from([0.0, 0.5]),
+       power=st.booleans(), budget=st.booleans(), owned=st.booleans())
+def test_tiny_plans_match_brute_force(seed, pausable, power, budget, owned) -> None:
+    inst = tiny_instance(seed, n_jobs=3, n_pools=2, n_slots=8, pausable=pausable,
+                         power_cap=power, budget=budget, owned=owned)
+    best, _ = brute_force(inst)
+    res = plan(inst, **FAST)
+    assert_feasible(inst, res.schedule)
+    assert res.result.bound <= res.result.objective + 1e-6
+    assert res.result.bound <= best + 1e-6, "the bound must never exceed the optimum"
+    assert np.isclose(res.evaluation.objective, res.result.objective, rtol=1e-9, atol=1e-7)
+    assert res.result.objective == pytest.approx(best, rel=1e-9, abs=1e-7)
+    assert res.result.termination is Termination.OPTIMAL
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 100_000), n_jobs=st.integers(5, 25), n_pools=st.integers(2, 5),
+       power=st.booleans(), budget=st.booleans(), pausable=st.sampled_from([0.0, 0.3]))
+def test_every_plan_is_feasible_and_bounded(seed, n_jobs, n_pools, power, budget,
+                                            pausable) -> None:
+    inst = tiny_instance(seed, n_jobs=n_jobs, n_pools=n_pools, n_slots=12, power_cap=power,
+                         budget=budget, pausable=pausable, capacity=(2, 5))
+    res = plan(inst, time_limit=3.0, rel_gap=0.01)
+    assert_feasible(inst, res.schedule)
+    assert res.result.bound <= res.result.objective + 1e-6
+    assert res.result.termination in (Termination.OPTIMAL, Termination.GAP_REACHED,
+                                      Termination.TIME_LIMIT)
+    if res.result.termination is Termination.GAP_REACHED:
+        assert res.result.gap <= 0.01 + 1e-12
+
+
+def test_progress_is_reported_and_nothing_printed(capsys) -> None:
+    inst = tiny_instance(7, n_jobs=6, n_pools=3, n_slots=10)
+    seen: list[Progress] = []
+    plan(inst, time_limit=2.0, progress=seen.append)
+    assert seen and seen[-1].phase == "done"
+    assert {"prepare", "done"} <= {p.phase for p in seen}
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == ""
+
+
+def test_plan_never_worse_than_its_warm_start() -> None:
+    inst = tiny_instance(8, n_jobs=12, n_pools=4, n_slots=12, capacity=(2, 4))
+    first = plan(inst, time_limit=2.0, rel_gap=0.05)
+    again = plan(inst, time_limit=2.0, rel_gap=0.05, warm_start=first.schedule,
+                 duals=first.duals)
+    assert again.result.objective <= first.result.objective + 1e-9
+
+
+def test_no_free_jobs() -> None:
+    inst = tiny_instance(9, n_jobs=2)
+    import dataclasses
+
+    inst = dataclasses.replace(inst, fixed_pool=np.array([0, -1], np.int32),
+                               fixed_start=np.array([0, -1], np.int32),
+                               eligible=np.array([[True, True], [False, False]]))
+    res = plan(inst, time_limit=1.0)
+    assert res.schedule.pool[0] == 0
+    assert res.schedule.pool[1] == -1
+
+
+def test_ascent_mode_for_large_instances_gives_a_valid_bound() -> None:
+    inst = tiny_instance(10, n_jobs=3, n_pools=2, n_slots=8)
+    best, _ = brute_force(inst)
+    res = plan(inst, time_limit=3.0, rel_gap=1e-6, options=PlanOptions(lp_max_jobs=0))
+    assert res.result.bound <= best + 1e-6
+    assert res.result.objective == pytest.approx(best, rel=1e-9, abs=1e-7)
+
+
+def test_enumerate_pausable_counts() -> None:
+    inst = tiny_instance(0, n_jobs=1, n_pools=1, n_slots=6, pausable=1.0, spot=False)
+    import dataclasses
+
+    inst = dataclasses.replace(inst, eligible=np.ones((1, 1), bool),
+                               duration_slots=np.array([[2]], np.int32),
+                               release=np.array([0], np.int32), deadline=np.array([5], np.int32),
+                               pausable=np.array([True]), resume_slots=np.array([1], np.int32))
+    prep = prepare(inst)
+    indptr, slots = enumerate_pausable(prep, 0, 0)
+    runs = [tuple(slots[indptr[k]:indptr[k + 1]]) for k in range(len(indptr) - 1)]
+    # contiguous runs of 2 in 5 slots: 4; split runs (a, r, b) with resume r right before b:
+    # (0, 2, 3), (0, 3, 4), (1, 3, 4)
+    assert sorted(runs) == sorted([(0, 1), (1, 2), (2, 3), (3, 4), (0, 2, 3), (0, 3, 4),
+                                   (1, 3, 4)])
