@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from carbonplan import __version__
-from carbonplan.cli import execution, jobs, setup, signals
+from carbonplan.cli import daemon, execution, jobs, planning, setup, signals
 from carbonplan.cli.common import error_line
 
 app = typer.Typer(
@@ -48,6 +48,9 @@ app.command("show")(jobs.show)
 app.command("cancel")(jobs.cancel)
 app.command("forecast")(signals.forecast)
 app.command("logs")(execution.logs)
+app.command("plan")(planning.plan)
+app.command("demo")(planning.demo)
+app.command("daemon")(daemon.daemon)
 
 
 def _usage_error_types() -> tuple[type[BaseException], ...]:

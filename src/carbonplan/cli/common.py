@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     from carbonplan.domain import Site
     from carbonplan.store.repo import Store
 
-console = Console(highlight=False, soft_wrap=True)
+# Piped output is read by people too: give tables room rather than 80 columns.
+console = Console(highlight=False, soft_wrap=True,
+                  width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, highlight=False)
 
 DbOption = Annotated[str | None, typer.Option(

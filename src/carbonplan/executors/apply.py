@@ -12,10 +12,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from carbonplan.domain import JobState
 from carbonplan.executors.base import Action, ActionKind, ActionResult, Executor
+from carbonplan.faults import checkpoint
 from carbonplan.store.repo import JobTransition, Store, TransitionError
 
 log = logging.getLogger("carbonplan.executors")
@@ -45,6 +46,25 @@ def _transition_for(action: Action, result: ActionResult, executor: str) -> JobT
                              f"{p.start.isoformat(timespec='minutes')}",
                              expect=(JobState.QUEUED, JobState.PLANNED))
     return None
+
+
+def _as_intended(action: Action, payload: dict) -> Action:
+    """An unfinished action is repeated as it was first meant: if a crash left a START intent on
+    pool A and a re-plan since moved the job to pool B, the retry still goes to A, where the
+    executor finds the first submission instead of starting the job a second time."""
+    p = action.placement
+    pool, start = payload.get("pool"), payload.get("start")
+    if p is None or pool is None or (pool == p.pool and start is not None and
+                                     str(start) == str(p.start)):
+        return action
+    update = {"pool": pool}
+    if start is not None:
+        from datetime import datetime
+
+        update["start"] = start if isinstance(start, datetime) else datetime.fromisoformat(
+            str(start))
+        update["end"] = update["start"] + (p.end - p.start)
+    return replace(action, placement=p.model_copy(update=update))
 
 
 def call_with_retry(fn: Callable[[Action], ActionResult], action: Action,
@@ -84,7 +104,10 @@ def apply_actions(store: Store, executor: Executor, actions: Iterable[Action], *
             continue
         if rec.state == "failed":
             store.retry_action(action.key)
+        elif rec.state == "intent":
+            action = _as_intended(action, rec.payload)
         result = call_with_retry(executor.apply, action, delays, sleep)
+        checkpoint("executor-called")
         transition = _transition_for(action, result, executor.name) if result.ok else None
         try:
             store.finish_action(action.key, ok=result.ok,

@@ -396,6 +396,27 @@ class Store:
                 q = q.where(ActionRow.state == state)
             return [_action_from_row(r) for r in s.exec(q)]
 
+    def last_done(self, kind: str, job_ids: Sequence[int] | None = None,
+                  ) -> dict[int, ActionRecord]:
+        """For each job, its newest successful action of `kind` (e.g. the placement announced)."""
+        with self._read() as s:
+            newest = (select(ActionRow.job_id, func.max(ActionRow.id).label("id"))
+                      .where(ActionRow.kind == kind, ActionRow.state == "done"))
+            if job_ids is not None:
+                newest = newest.where(col(ActionRow.job_id).in_(list(job_ids)))
+            sub = newest.group_by(ActionRow.job_id).subquery()
+            q = select(ActionRow).join(sub, ActionRow.id == sub.c.id)
+            return {r.job_id: _action_from_row(r) for r in s.exec(q)}
+
+    def failed_since(self, since: datetime, kind: str | None = None) -> list[ActionRecord]:
+        """Actions that failed after `since` (pools the daemon should avoid for a while)."""
+        with self._read() as s:
+            q = select(ActionRow).where(ActionRow.state == "failed",
+                                        col(ActionRow.finished_at) >= since)
+            if kind is not None:
+                q = q.where(ActionRow.kind == kind)
+            return [_action_from_row(r) for r in s.exec(q.order_by(col(ActionRow.id)))]
+
     # -- forecasts (the cache used by carbonplan.signals) --------------------------------------
 
     def save_series(self, row: ForecastRow) -> None:
