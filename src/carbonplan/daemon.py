@@ -144,7 +144,15 @@ class Daemon:
         checkpoint("after-refresh")
         rep.triggers = self._detect(now, jobs, latest)
         if rep.triggers:
-            latest = self._replan(now, jobs, latest, rep.triggers)
+            try:
+                latest = self._replan(now, jobs, latest, rep.triggers)
+            except Exception:  # fail open: the last plan stands, or one on typical carbon
+                log.exception("re-plan (%s) failed; %s", ",".join(rep.triggers),
+                              "keeping the current plan" if latest else
+                              "planning on the zones' typical carbon intensity")
+                self.metrics.cycle_errors.labels("plan").inc()
+                if latest is None:
+                    latest = self._replan(now, jobs, None, ["fallback"], carbon=_typical)
             checkpoint("after-plan")
         rep.plan_id = latest[0] if latest else None
         if latest is not None:
@@ -340,7 +348,7 @@ class Daemon:
     # -- 3. re-plan ----------------------------------------------------------------------------
 
     def _replan(self, now: datetime, jobs: list[Job], latest: tuple[int, Plan] | None,
-                triggers: list[str]) -> tuple[int, Plan]:
+                triggers: list[str], carbon: Any = None) -> tuple[int, Plan]:
         from carbonplan.planning import plan_jobs
 
         trigger = ",".join(triggers)
@@ -348,7 +356,7 @@ class Daemon:
         frozen = self._frozen(now, jobs, announced)
         site = self._healthy_site(now)
         started = time.perf_counter()
-        run = plan_jobs(jobs, site, self.signals, now=now,
+        run = plan_jobs(jobs, site, carbon or self.signals, now=now,
                         slot_h=self.settings.slot_h, horizon_h=self.settings.horizon_h,
                         solver=self.settings.solver, time_limit=self.settings.time_limit_s,
                         rel_gap=self.settings.rel_gap, frozen=frozen, previous=announced,
@@ -480,6 +488,15 @@ class Daemon:
         emb = embodied_kg(gpus, opt.accelerator.embodied_kg, self.site.embodied_lifetime_h,
                           hours)
         return emissions_kg(kwh, ci) + emb
+
+
+def _typical(zones: Any, t0: datetime, n_slots: int, slot_h: float
+             ) -> tuple[np.ndarray, dict[str, Any]]:
+    """Each zone's typical level, flat: the carbon source of last resort (cannot fail)."""
+    from carbonplan.catalog.zones import ZONES
+
+    ci = np.array([[ZONES[z][1]] * n_slots for z in zones], dtype=float)
+    return ci, {"zones": {z: {"origin": "typical level (signals failed)"} for z in zones}}
 
 
 def _same_time(a: Any, b: datetime) -> bool:

@@ -191,3 +191,22 @@ def test_only_the_lease_holder_plans(store, site, executor, marker) -> None:
     assert not rep.leader and store.get_plan()[0] == 1
     leader.lease.release()
     assert standby.run_once().leader
+
+
+class BrokenSignals(ScriptedSignals):
+    """A carbon source that fails every time (a bug, a bad config): the daemon must fail open."""
+
+    def build_ci_matrix(self, *args, **kwargs):
+        raise RuntimeError("carbon source broken")
+
+
+def test_jobs_still_run_when_planning_keeps_failing(store, site, executor, marker) -> None:
+    store.add_jobs([recording_job(marker, f"j{i}") for i in range(2)])
+    d = make_daemon(store, site, executor, BrokenSignals(clean_later(0)))
+    rep = d.run_once()
+    assert rep.plan_id is not None
+    _, plan = store.get_plan()
+    assert plan.trigger == "fallback" and len(plan.placements) == 2
+    cycle_until(d, all_finished(store))
+    assert {j.state for j in store.list_jobs(states=None)} == {JobState.SUCCEEDED}
+    assert d.metrics.cycle_errors.labels("plan")._value.get() >= 1
