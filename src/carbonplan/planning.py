@@ -80,9 +80,10 @@ def _solve(build: BuildResult, *, solver: str, time_limit: float, rel_gap: float
 
 
 def fingerprint(jobs: Sequence[Job]) -> list[list[Any]]:
-    """What a plan depends on in the queue: each active job's id, attempt and progress. A daemon
-    re-plans when it differs from the one the current plan recorded."""
-    return sorted([j.id, j.attempt, round(j.done_h, 4)] for j in jobs)
+    """What a plan depends on in the queue: which jobs are active and how much work each has
+    left. A daemon re-plans when it differs from the one the current plan recorded; starting a
+    job as planned does not change it, finishing, arriving or checkpointed progress does."""
+    return sorted([j.id, round(j.done_h, 4)] for j in jobs)
 
 
 def plan_jobs(jobs: Sequence[Job], site: Site, carbon: CarbonSource | Any, *, now: datetime,

@@ -210,3 +210,29 @@ def test_jobs_still_run_when_planning_keeps_failing(store, site, executor, marke
     cycle_until(d, all_finished(store))
     assert {j.state for j in store.list_jobs(states=None)} == {JobState.SUCCEEDED}
     assert d.metrics.cycle_errors.labels("plan")._value.get() >= 1
+
+
+def test_unavailable_signals_keep_the_plan(store, site, executor, marker) -> None:
+    """A real provider that cannot be reached: its zones get cached or typical values, and the
+    daemon does not re-plan on a 'forecast change' made of those stand-ins."""
+    import socket
+
+    from carbonplan.config import parse_config
+    from carbonplan.signals.service import SignalService
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    carbon = parse_config({"carbon": {
+        "provider": "electricitymaps", "timeout_s": 0.5, "attempts": 1,
+        "electricitymaps": {"base_url": f"http://127.0.0.1:{port}/v3", "api_key": "k"}},
+    }).carbon
+    store.add_jobs([recording_job(marker, "a", deadline_s=120)])
+    with SignalService(carbon, store) as signals:
+        d = make_daemon(store, site, executor, signals)
+        first = d.run_once()
+        assert first.triggers == ["initial"] and first.plan_id
+        _, plan = store.get_plan()
+        assert {p["origin"] for p in plan.details["matrix"]["provenance"]} <= {"model", "stale"}
+        again = d.run_once()
+        assert again.triggers == [] and again.plan_id == first.plan_id
