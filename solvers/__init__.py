@@ -1,0 +1,1 @@
+"""The performance lab: instance generators, reference instances and the benchmark harness."""

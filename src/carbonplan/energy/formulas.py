@@ -7,13 +7,15 @@ Imports nothing from carbonplan.
 
 from __future__ import annotations
 
+import math
+
 LBS_PER_MWH_TO_G_PER_KWH = 453.59237 / 1000.0
 MIG_SLICES_PER_GPU = 7
 HOURS_PER_YEAR = 8760.0
 
 
 def energy_kwh(units: float, power_w: float, hours: float, pue: float) -> float:
-    """Facility energy of `units` devices drawing `power_w` each for `hours`, with the site's PUE."""
+    """Facility energy of `units` devices drawing `power_w` each for `hours`, with PUE."""
     return units * power_w * hours / 1000.0 * pue
 
 
@@ -22,13 +24,14 @@ def emissions_kg(energy_kwh_: float, ci_g_per_kwh: float) -> float:
     return energy_kwh_ * ci_g_per_kwh / 1000.0
 
 
-def embodied_kg(units: float, embodied_kg_per_unit: float, lifetime_h: float, hours: float) -> float:
-    """Share of a device's embodied carbon used by `units` devices over `hours` (linear amortization)."""
+def embodied_kg(units: float, embodied_kg_per_unit: float, lifetime_h: float,
+                hours: float) -> float:
+    """Embodied carbon of `units` devices used for `hours` (linear amortization)."""
     return units * embodied_kg_per_unit / lifetime_h * hours
 
 
 def mig_power_w(idle_w: float, tdp_w: float, slices: int, utilization: float = 1.0) -> float:
-    """Power of a MIG instance using `slices` of 7 compute slices: idle/7*k + (TDP-idle)*util*k/7."""
+    """Power of a MIG instance of `slices` of 7: idle/7*k + (TDP-idle)*util*k/7."""
     k = slices / MIG_SLICES_PER_GPU
     return idle_w * k + (tdp_w - idle_w) * utilization * k
 
@@ -47,6 +50,23 @@ def expected_rework_h(eviction_rate_per_h: float, duration_h: float, checkpoint_
                       checkpoint_cost_h: float) -> float:
     """Expected extra hours a spot run repeats: rate * duration * (interval/2 + restore cost)."""
     return eviction_rate_per_h * duration_h * (checkpoint_interval_h / 2.0 + checkpoint_cost_h)
+
+
+def checkpointed_h(run_h: float, checkpoint_every_h: float, checkpoint_cost_h: float,
+                   speed: float, *, resumed: bool) -> float:
+    """Reference-GPU hours an interrupted run of `run_h` wall-clock hours saved in checkpoints.
+
+    Assumes the run first restores its last checkpoint (`checkpoint_cost_h`, when `resumed`), then
+    repeats: compute `checkpoint_every_h` wall-clock hours, write a checkpoint
+    (`checkpoint_cost_h`). Only completed checkpoints count. `speed` turns hours on the pool's GPU
+    into reference-GPU hours (the accelerator's speed, times the slice share for MIG).
+    """
+    useful_h = run_h - (checkpoint_cost_h if resumed else 0.0)
+    if useful_h <= 0 or checkpoint_every_h <= 0:
+        return 0.0
+    # + 1e-9: a checkpoint completed exactly at the end is not lost to rounding (3.3 / 1.1)
+    n_checkpoints = math.floor(useful_h / (checkpoint_every_h + checkpoint_cost_h) + 1e-9)
+    return n_checkpoints * checkpoint_every_h * speed
 
 
 def tonnes(kg: float) -> float:

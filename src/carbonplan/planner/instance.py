@@ -63,7 +63,7 @@ class Instance:
     resume_slots: np.ndarray              # int32 (J,): extra slots paid by each resume
     checkpoint_interval_h: np.ndarray     # float (J,): 0 = never checkpoints
     checkpoint_cost_h: np.ndarray         # float (J,): time to write/restore a checkpoint
-    home_pool: np.ndarray                 # int32 (J,): run-now pool (home region, on-demand); -1 none
+    home_pool: np.ndarray                 # int32 (J,): run-now pool (home, on-demand); -1 none
     unplanned_penalty_usd: np.ndarray     # float (J,): cost of leaving the job unplanned
 
     # -- objective and global constraints -------------------------------------------------------
@@ -77,7 +77,7 @@ class Instance:
     prev_start: np.ndarray | None = None   # int32 (J,): start in the announced plan, else -1
     move_penalty_usd: np.ndarray | None = None  # float (J,): stability cost of moving job j
 
-    meta: dict = field(default_factory=dict)  # free-form provenance (zones, sources), not read by solvers
+    meta: dict = field(default_factory=dict)  # provenance (zones, sources); solvers ignore it
 
     def __post_init__(self) -> None:
         J, P, T, S = self.n_jobs, self.n_pools, self.n_slots, len(self.site_names)
@@ -101,7 +101,8 @@ class Instance:
             object.__setattr__(self, "move_penalty_usd", np.zeros(J))
         for name in ("fixed_pool", "fixed_start", "prev_pool", "prev_start", "move_penalty_usd"):
             if getattr(self, name).shape != (J,):
-                raise ValueError(f"Instance.{name}: shape {getattr(self, name).shape}, expected {(J,)}")
+                got = getattr(self, name).shape
+                raise ValueError(f"Instance.{name}: shape {got}, expected {(J,)}")
         if self.slot_h <= 0:
             raise ValueError("Instance.slot_h must be > 0")
         if np.any(self.duration_slots[self.eligible] < 1):

@@ -1,0 +1,5 @@
+"""`python -m carbonplan` runs the CLI."""
+
+from carbonplan.cli import main
+
+main()

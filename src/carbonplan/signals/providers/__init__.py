@@ -1,0 +1,1 @@
+"""Carbon-intensity providers, one module each; `signals.registry.PROVIDERS` names them."""

@@ -1,0 +1,142 @@
+"""The instance builder maps the queue and the site onto arrays exactly."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from carbonplan.config import parse_config
+from carbonplan.domain import Job, JobState, Placement
+from carbonplan.planner.build import Frozen, build_instance
+from carbonplan.planner.instance import OWNED, SPOT
+
+NOW = datetime(2026, 11, 23, 10, 17, 42, tzinfo=UTC)
+T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+ZONE_CI = {"SE": 30.0, "DE": 400.0, "US-MIDA-PJM": 370.0}
+
+
+def carbon(zones, t0, n, slot_h):
+    assert t0 == T0
+    rows = [np.full(n, ZONE_CI[z]) + np.arange(n) for z in zones]
+    return np.array(rows), {z: "test" for z in zones}
+
+
+SITE = parse_config({
+    "site": {"home_region": "north", "carbon_price_usd_per_t": 200},
+    "regions": [
+        {"name": "north", "zone": "SE", "pue": 1.2, "power_cap_kw": 50,
+         "energy_price_usd_per_kwh": 0.1},
+        {"name": "central", "zone": "DE", "pue": 1.4},
+    ],
+    "pools": [
+        {"region": "north", "accelerator": "a100-80gb", "market": "owned", "capacity": 8},
+        {"region": "north", "accelerator": "a100-80gb", "mig": "3g.40gb", "market": "owned",
+         "capacity": 4},
+        {"region": "central", "accelerator": "h100-sxm", "market": "on_demand", "capacity": 4,
+         "price_usd_per_unit_h": 4.0},
+        {"region": "central", "accelerator": "h100-sxm", "market": "spot", "capacity": 4,
+         "price_usd_per_unit_h": 1.5, "eviction_rate_per_h": 0.01},
+    ],
+}).to_site()
+
+
+def job(jid: int, **kw) -> Job:
+    base = dict(id=jid, state=JobState.QUEUED, name=f"j{jid}", user="u", project="p",
+                command=["true"], hours=4.0, deadline=NOW + timedelta(hours=20),
+                submitted_at=NOW, updated_at=NOW)
+    return Job(**{**base, **kw})
+
+
+def test_slots_pools_and_units() -> None:
+    r = build_instance([job(1, gpus=2), job(2, mig="3g.40gb", hours=1.0)], SITE, carbon, now=NOW)
+    inst = r.inst
+    assert inst.t0 == T0 and inst.n_slots == 20 and inst.n_pools == 4
+    assert list(inst.pool_names) == r.pools
+    a100, mig, h100, h100s = range(4)
+    # capacity: GPUs, MIG slices (4 instances x 3 slices)
+    assert inst.capacity[:, 0].tolist() == [8, 12, 4, 4]
+    # prices per unit-hour; owned pools pay energy, cloud pools do not
+    assert inst.price_usd_per_unit_h[h100, 0] == 4.0 and inst.price_usd_per_unit_h[a100, 0] == 0
+    assert inst.energy_price_usd_per_kwh[a100, 0] == 0.1
+    assert inst.energy_price_usd_per_kwh[h100, 0] == 0
+    assert inst.market.tolist() == [OWNED, OWNED, 0, SPOT]
+    assert inst.eviction_rate_per_h.tolist() == [0, 0, 0, 0.01]
+    assert inst.pue.tolist() == [1.2, 1.2, 1.4, 1.4]
+    assert inst.ci_g_per_kwh[a100, 3] == 33 and inst.ci_g_per_kwh[h100, 0] == 400
+    assert np.isinf(inst.power_cap_kw[1]).all() and (inst.power_cap_kw[0] == 50).all()
+    # job 1: 2 whole GPUs on a100 (4 h) and h100 (4 / 2.2 -> 2 slots), not on the MIG pool
+    assert inst.eligible[0].tolist() == [True, False, True, True]
+    assert inst.units[0, a100] == 2 and inst.duration_slots[0, a100] == 4
+    assert inst.duration_slots[0, h100] == 2
+    # job 2: one 3g.40gb instance = 3 slices, 1 h of A100 work on 3/7 of it -> 3 slots
+    assert inst.eligible[1].tolist() == [False, True, False, False]
+    assert inst.units[1, mig] == 3 and inst.duration_slots[1, mig] == 3
+    # embodied per unit-hour: per GPU, per slice for MIG
+    emb = SITE.accelerators["a100-80gb"].embodied_kg / SITE.embodied_lifetime_h
+    assert inst.embodied_kg_per_unit_h[a100] == pytest.approx(emb)
+    assert inst.embodied_kg_per_unit_h[mig] == pytest.approx(emb / 7)
+    assert inst.home_pool.tolist() == [a100, mig]
+    assert (inst.unplanned_penalty_usd > 100).all()
+    assert inst.carbon_price_usd_per_t == 200
+
+
+def test_windows_round_inwards_and_remaining_work_counts() -> None:
+    # now = 10:17:42, grid on whole hours; not before 10:47 -> slot 1 (11:00)
+    j = job(1, not_before=NOW + timedelta(minutes=30), deadline=NOW + timedelta(hours=9,
+                                                                                minutes=59),
+            done_h=3.0)
+    inst = build_instance([j], SITE, carbon, now=NOW).inst
+    assert inst.t0 == T0
+    assert inst.release[0] == 1 and inst.deadline[0] == 9 and inst.n_slots == 9
+    assert inst.duration_slots[0, 0] == 1  # 1 h of 4 left
+
+
+def test_deadlines_counted_from_now_keep_a_slot_0_start_safe() -> None:
+    # 2 h of work, deadline 2 h 30 from now: slot 0 starts now (10:17) and ends 12:17 <= 12:47;
+    # from t0 the grid would also allow a start at 11:00 ending 13:00 > 12:47: it must not
+    j = job(1, hours=2.0, deadline=NOW + timedelta(hours=2, minutes=30))
+    inst = build_instance([j], SITE, carbon, now=NOW).inst
+    assert inst.deadline[0] == 2  # only slots 0 and 1: a start in slot 0 only
+    assert inst.duration_slots[0, 0] == 2
+
+
+def test_grids_of_plans_minutes_apart_agree() -> None:
+    a = build_instance([job(1)], SITE, carbon, now=NOW).inst
+    later = NOW + timedelta(minutes=25)
+    b = build_instance([job(1)], SITE, lambda z, t0, n, s: carbon(z, T0, n, s), now=later).inst
+    assert a.t0 == b.t0 == T0
+
+
+def test_horizon_cap_and_half_hour_slots() -> None:
+    inst = build_instance([job(1, deadline=NOW + timedelta(days=30))], SITE,
+                          lambda z, t0, n, s: carbon(z, T0, n, s), now=NOW, slot_h=0.5).inst
+    assert inst.n_slots == 7 * 48 and inst.deadline[0] == 7 * 48
+    assert inst.duration_slots[0, 0] == 8
+
+
+def test_frozen_and_announced_jobs() -> None:
+    running = job(1, state=JobState.RUNNING)
+    announced = job(2)
+    prev = {2: Placement(job_id=2, pool="central/h100-sxm/spot", start=T0 + timedelta(hours=5),
+                         end=T0 + timedelta(hours=7), units=1, energy_kwh=1, kg_co2e=1,
+                         cost_usd=1)}
+    frozen = {1: Frozen(pool="north/a100-80gb/owned", start=T0 - timedelta(hours=2))}
+    inst = build_instance([running, announced], SITE, carbon, now=NOW, frozen=frozen,
+                          previous=prev, move_penalty_usd=3.0).inst
+    assert inst.fixed_pool.tolist() == [0, -1] and inst.fixed_start.tolist() == [-2, -1]
+    assert inst.prev_pool.tolist() == [-1, 3] and inst.prev_start.tolist() == [-1, 5]
+    assert inst.move_penalty_usd.tolist() == [0.0, 3.0]
+
+
+def test_jobs_that_fit_nowhere_are_reported() -> None:
+    r = build_instance([job(1, gpu_types=["t4"]), job(2)], SITE, carbon, now=NOW)
+    assert r.skipped.keys() == {1} and "no pool offers t4" in r.skipped[1]
+    assert r.inst.job_ids.tolist() == [2]
+
+
+def test_no_spot_and_region_filters() -> None:
+    inst = build_instance([job(1, spot=False, regions=["central"])], SITE, carbon, now=NOW).inst
+    assert inst.eligible[0].tolist() == [False, False, True, False]
+    assert inst.home_pool[0] == 2  # not at home (north): the cheapest allowed non-spot pool
