@@ -153,11 +153,13 @@ def assemble(rng: np.random.Generator, regions: Regions, jobs: Jobs, n_pools: in
     home_region = np.array([rng.choice(np.flatnonzero(a)) for a in allowed])
     home_pool = (2 * home_region).astype(np.int32)
 
-    # capacity: demand / load over the horizon, split by pool weights, at least 8 GPUs
+    # capacity: demand / load over the horizon, split by pool weights; an on-demand pool holds at
+    # least the largest job, a spot pool at least one GPU
     demand = float((units[:, 0] * jobs.hours / slot_h).sum())
     weight = np.where(is_spot, 0.5, 1.0)
     scale = demand / load / T / weight.sum()
-    cap_pool = np.maximum(np.round(weight * scale), 8.0)
+    floor = np.where(is_spot, 1.0, float(units.max()))
+    cap_pool = np.maximum(np.round(weight * scale), floor)
     capacity = np.repeat(cap_pool[:, None], T, axis=1)
 
     # unplanned penalty: 10 x the most expensive column

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from planner_helpers import tiny_instance
 
 from carbonplan.planner.instance import Instance
+
+from .planner_helpers import tiny_instance
 
 
 @pytest.fixture

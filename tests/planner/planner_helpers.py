@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from carbonplan.planner.columns import Schedule, contiguous_slots, price_columns
+from carbonplan.planner.evaluate import evaluate
 from carbonplan.planner.instance import ON_DEMAND, OWNED, SPOT, Instance
 from carbonplan.planner.prepare import prepare, usage_of
 from carbonplan.planner.solve import enumerate_pausable
@@ -138,4 +139,23 @@ def contiguous(inst: Instance, pool: list[int], start: list[int]) -> Schedule:
     return Schedule.from_starts(inst, np.array(pool), np.array(start))
 
 
-__all__ = ["all_columns", "brute_force", "contiguous", "contiguous_slots", "tiny_instance"]
+def assert_feasible(inst: Instance, sched: Schedule) -> None:
+    """Every rule a plan must respect, checked by the common evaluator."""
+    ev = evaluate(inst, sched)
+    assert ev.capacity_violations == 0
+    assert ev.power_violations == 0
+    assert ev.budget_excess_t <= 1e-6  # within solver tolerance (1e-7 kg per row scale)
+    assert ev.n_early == 0
+    assert ev.n_late == 0
+    assert ev.n_invalid == 0
+    assert ev.n_spot_unsafe == 0
+    assert ev.n_frozen_moved == 0
+    planned = sched.pool >= 0
+    free = inst.fixed_pool < 0
+    assert np.all(sched.start[planned & free] >= inst.release[planned & free])
+    assert np.all(sched.end[planned] <= inst.deadline[planned])
+
+
+
+__all__ = ["all_columns", "assert_feasible", "brute_force", "contiguous", "contiguous_slots",
+           "tiny_instance"]

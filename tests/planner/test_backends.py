@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from planner_helpers import tiny_instance
 
 from carbonplan.planner.backends import BACKENDS, get_backend
 from carbonplan.planner.columns import ColumnSet, contiguous_slots
@@ -15,6 +14,8 @@ from carbonplan.planner.pricing import Pricer
 from carbonplan.planner.registry import UnknownNameError
 from carbonplan.planner.result import Termination
 from carbonplan.planner.solve import plan
+
+from .planner_helpers import tiny_instance
 
 NAMES = ["highs", "pulp", "pyomo"]
 

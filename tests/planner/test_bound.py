@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from planner_helpers import brute_force, tiny_instance
 
 from carbonplan.planner.bound import ascend
 from carbonplan.planner.duals import Duals
 from carbonplan.planner.prepare import prepare
 from carbonplan.planner.pricing import Pricer
+
+from .planner_helpers import brute_force, tiny_instance
 
 
 @settings(max_examples=20, deadline=None)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-from planner_helpers import tiny_instance
 
 from carbonplan.planner.columns import ColumnSet, Schedule, contiguous_slots, price_columns
 from carbonplan.planner.costs import build_cost_coefficients
+
+from .planner_helpers import tiny_instance
 
 
 def test_contiguous_slots() -> None:

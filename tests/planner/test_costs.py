@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-from planner_helpers import tiny_instance
 
 from carbonplan.energy import formulas
 from carbonplan.planner.costs import build_cost_coefficients
 from carbonplan.planner.instance import SPOT
+
+from .planner_helpers import tiny_instance
 
 
 def test_coefficients_match_scalar_formulas() -> None:

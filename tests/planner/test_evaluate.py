@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from planner_helpers import tiny_instance
 
 from carbonplan.planner.columns import Schedule
 from carbonplan.planner.evaluate import evaluate
 from carbonplan.planner.solve import plan
+
+from .planner_helpers import tiny_instance
 
 
 def test_matches_plan_objective() -> None:

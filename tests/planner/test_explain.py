@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from planner_helpers import tiny_instance
 
 from carbonplan.planner.columns import Schedule
 from carbonplan.planner.explain import explain_job, infeasible_alone
 from carbonplan.planner.instance import ON_DEMAND, SPOT
 from carbonplan.planner.solve import plan
+
+from .planner_helpers import tiny_instance
 
 
 def _base(**kw):

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from planner_helpers import tiny_instance
-from test_solve import assert_feasible
 
 from carbonplan.planner.backends import get_backend
 from carbonplan.planner.columns import ColumnSet, Schedule
@@ -14,6 +12,8 @@ from carbonplan.planner.lns import LNS, Incumbent
 from carbonplan.planner.prepare import prepare, usage_of
 from carbonplan.planner.pricing import Pricer
 from carbonplan.planner.solve import candidates, dual_greedy
+
+from .planner_helpers import assert_feasible, tiny_instance
 
 
 def test_place_dense_respects_capacity() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from planner_helpers import tiny_instance
 
 from carbonplan.planner.columns import ColumnSet, Schedule, contiguous_slots
 from carbonplan.planner.duals import Duals
@@ -11,6 +10,8 @@ from carbonplan.planner.master import BLOCKS, BUDGET_SCALE, LiveLP, RowLayout, b
 from carbonplan.planner.prepare import prepare, usage_of
 from carbonplan.planner.pricing import Pricer
 from carbonplan.planner.result import Termination
+
+from .planner_helpers import tiny_instance
 
 
 def _setup(seed=3, **kw):

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from planner_helpers import tiny_instance
-from test_solve import assert_feasible
 
 from carbonplan.planner.evaluate import evaluate
 from carbonplan.planner.policies import POLICIES, get_policy, rolling_percentile
 from carbonplan.planner.registry import UnknownNameError
 from carbonplan.planner.solve import plan
+
+from .planner_helpers import assert_feasible, tiny_instance
 
 NAMES = ["run-now", "threshold", "lowest-window", "carbon-time", "greedy"]
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from planner_helpers import all_columns, tiny_instance
 
 from carbonplan.planner.columns import ColumnSet
 from carbonplan.planner.duals import Duals
 from carbonplan.planner.lns import column_reduced_costs
 from carbonplan.planner.prepare import prepare
 from carbonplan.planner.pricing import Pricer
+
+from .planner_helpers import all_columns, tiny_instance
 
 
 def _random_duals(inst, seed: int) -> Duals:

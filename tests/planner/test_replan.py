@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from planner_helpers import tiny_instance
-from test_solve import assert_feasible
 
 from carbonplan.planner.evaluate import evaluate
 from carbonplan.planner.replan import replan, with_previous
 from carbonplan.planner.solve import plan
+
+from .planner_helpers import assert_feasible, tiny_instance
 
 
 def test_frozen_jobs_are_kept() -> None:

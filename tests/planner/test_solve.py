@@ -6,30 +6,14 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from planner_helpers import brute_force, tiny_instance
 
-from carbonplan.planner.evaluate import evaluate
 from carbonplan.planner.prepare import prepare
 from carbonplan.planner.result import Termination
 from carbonplan.planner.solve import PlanOptions, Progress, enumerate_pausable, plan
 
+from .planner_helpers import assert_feasible, brute_force, tiny_instance
+
 FAST = dict(time_limit=5.0, rel_gap=1e-6)
-
-
-def assert_feasible(inst, sched) -> None:
-    ev = evaluate(inst, sched)
-    assert ev.capacity_violations == 0
-    assert ev.power_violations == 0
-    assert ev.budget_excess_t <= 1e-6  # within solver tolerance (1e-7 kg per row scale)
-    assert ev.n_early == 0
-    assert ev.n_late == 0
-    assert ev.n_invalid == 0
-    assert ev.n_spot_unsafe == 0
-    assert ev.n_frozen_moved == 0
-    planned = sched.pool >= 0
-    free = inst.fixed_pool < 0
-    assert np.all(sched.start[planned & free] >= inst.release[planned & free])
-    assert np.all(sched.end[planned] <= inst.deadline[planned])
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -8,10 +8,11 @@ import math
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from planner_helpers import tiny_instance
 
 from carbonplan.planner.instance import ON_DEMAND, SPOT
 from carbonplan.planner.windows import build_windows, spot_tail_slots
+
+from .planner_helpers import tiny_instance
 
 
 def _one_job(n_spot: int, n_od: int, interval_h: float, cost_h: float, deadline: int = 30):

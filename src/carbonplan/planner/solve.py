@@ -22,6 +22,7 @@ the store, signals or config.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,18 +48,20 @@ from carbonplan.planner.result import SolveResult, Termination, relative_gap
 class PlanOptions:
     """Tuning knobs of the pipeline (defaults suit 10^2 - 10^4 jobs on 2 cores)."""
 
-    lp_max_jobs: int = 3000         # column generation on the LP master up to this many jobs;
+    lp_max_jobs: int = 1000         # column generation on the LP master up to this many jobs;
                                     # beyond, the bound comes from the pricing-only ascent
     bound_share: float = 0.4        # time share of the ascent when it provides the bound
     ascent_iters: int = 0           # ascent iterations before column generation (LP mode)
     ascent_share: float = 0.15      # at most this share of the time limit for that ascent
     cg_share: float = 0.45          # at most this share (cumulative) until CG stops
     cg_tol: float = 0.1             # CG stops at (z_LP - bound) <= cg_tol * rel_gap * z_LP
-    top_k: int = 10                 # contiguous candidates per job for the search
-    lns_jobs: int = 30              # jobs freed per neighbourhood
-    lns_window: int = 8             # slots per neighbourhood window
-    lns_sub_time: float = 0.3       # time limit of one sub-MIP (s)
-    lns_sub_gap: float = 0.002      # relative gap of one sub-MIP
+    # search settings; None = by time budget: short plans (< 30 s) use many small neighbourhoods,
+    # long ones fewer, larger, exactly solved ones (measured on 1,000 x 12 x 72, docs/benchmarks.md)
+    top_k: int | None = None        # contiguous candidates per job: 10 | 20
+    lns_jobs: int | None = None     # jobs freed per neighbourhood: 30 | 60
+    lns_window: int | None = None   # slots per neighbourhood window: 12 | 8
+    lns_sub_time: float | None = None  # time limit of one sub-MIP (s): 0.15 | 0.5
+    lns_sub_gap: float | None = None   # relative gap of one sub-MIP: 0.005 | 1e-4
     completion_columns: int = 20000  # enumerate all columns within the gap up to this many
     completion_max_jobs: int = 2000  # try the completion only up to this many jobs
     completion_share: float = 0.25  # time share of the first completion attempt
@@ -114,7 +117,7 @@ def plan(inst: object, *, backend: str | Backend = "highs", time_limit: float = 
         The plan, its evaluation and its certificate.
     """
     t0 = time.perf_counter()
-    opt = options or PlanOptions()
+    opt = _resolved(options or PlanOptions(), time_limit)
     be = get_backend(backend) if isinstance(backend, str) else backend
     timings: dict[str, float] = {}
     state = {"objective": np.inf, "bound": -np.inf}
@@ -271,6 +274,16 @@ def plan(inst: object, *, backend: str | Backend = "highs", time_limit: float = 
                       lp_objective=cg.lp_objective, timings=timings, lns=lns.stats)
 
 
+def _resolved(opt: PlanOptions, time_limit: float) -> PlanOptions:
+    """Fill the search settings left to None from the time budget."""
+    long = time_limit >= 30.0
+    auto = {"top_k": 20 if long else 10, "lns_jobs": 60 if long else 30,
+            "lns_window": 8 if long else 12, "lns_sub_time": 0.5 if long else 0.15,
+            "lns_sub_gap": 1e-4 if long else 0.005}
+    return dataclasses.replace(opt, **{k: v for k, v in auto.items()
+                                       if getattr(opt, k) is None})
+
+
 def adopt(prep: Prepared, cols: ColumnSet, sched: Schedule) -> np.ndarray:
     """Turn a schedule into columns of `cols`, keeping only placements that are valid columns
     and fit (in job order); the others become unplanned. Returns the column per job (J,)."""
@@ -311,7 +324,8 @@ def adopt(prep: Prepared, cols: ColumnSet, sched: Schedule) -> np.ndarray:
 
 def dual_greedy(prep: Prepared, pricer: Pricer, cols: ColumnSet, duals: Duals,
                 rounds: int = 3) -> list[np.ndarray]:
-    """Greedy plans priced at `duals`: largest jobs first, then unplaced jobs moved to the front.
+    """Greedy plans priced at `duals`: jobs by decreasing size (unit-slots) per candidate start,
+    i.e. big jobs with few options first; then unplaced jobs are moved to the front and re-run.
 
     Returns:
         the chosen column per job (J,) of each round.
@@ -321,7 +335,8 @@ def dual_greedy(prep: Prepared, pricer: Pricer, cols: ColumnSet, duals: Duals,
     cand = pricer.dense(duals)
     free = np.flatnonzero(prep.free)
     size = np.where(inst.eligible, inst.units * inst.duration_slots, 0).max(axis=1)
-    order = free[np.argsort(-size[free], kind="stable")]
+    options = np.maximum(np.isfinite(cand.cost).sum(axis=(1, 2)), 1)
+    order = free[np.argsort(-(size / options)[free], kind="stable")]
     out = []
     for _ in range(rounds):
         res = Residual.of(prep)
