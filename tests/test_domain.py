@@ -27,7 +27,8 @@ def test_terminal_states_are_final() -> None:
         assert not any(can_transition(s, d) for d in JobState)
     assert can_transition(JobState.QUEUED, JobState.PLANNED)
     assert can_transition(JobState.RUNNING, JobState.QUEUED)  # preempted: back to the queue
-    assert not can_transition(JobState.QUEUED, JobState.SUCCEEDED)
+    assert can_transition(JobState.PLANNED, JobState.SUCCEEDED)  # finished between two polls
+    assert not can_transition(JobState.SUCCEEDED, JobState.QUEUED)
 
 
 def test_pool_name() -> None:

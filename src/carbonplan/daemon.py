@@ -228,10 +228,14 @@ class Daemon:
             return 0
 
     def _poll(self, now: datetime) -> int:
+        caps = self.executor.capabilities
+        # every job that lives in the executor: those it runs for us, and (Slurm) every job
+        # submitted to it directly, whatever carbonplan last recorded (a crash may have lost the
+        # record of an announce the executor acted on)
         watch = [j for j in self.store.list_jobs(states=ACTIVE_STATES)
-                 if j.executor == self.executor.name or (
-                     self.executor.capabilities.starts_at_begin_time
-                     and j.state == JobState.PLANNED)]
+                 if j.executor == self.executor.name
+                 or (caps.discovers_jobs and j.source == self.executor.name)
+                 or (caps.starts_at_begin_time and j.state == JobState.PLANNED)]
         if not watch:
             return 0
         try:

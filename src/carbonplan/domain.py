@@ -52,12 +52,15 @@ TERMINAL_STATES = frozenset(
 ACTIVE_STATES = frozenset(set(JobState) - TERMINAL_STATES)
 
 # Allowed transitions. A job goes back to queued when it is preempted or its placement is dropped.
+# An executor that runs jobs itself (Slurm) may report a job finished that carbonplan never saw
+# start (it ran between two polls): queued and planned jobs may end directly.
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.QUEUED: frozenset({JobState.PLANNED, JobState.SUBMITTED, JobState.RUNNING,
-                                JobState.CANCELLED, JobState.MISSED_DEADLINE, JobState.FAILED}),
+                                JobState.SUCCEEDED, JobState.CANCELLED, JobState.MISSED_DEADLINE,
+                                JobState.FAILED}),
     JobState.PLANNED: frozenset({JobState.QUEUED, JobState.PLANNED, JobState.SUBMITTED,
-                                 JobState.RUNNING, JobState.CANCELLED, JobState.MISSED_DEADLINE,
-                                 JobState.FAILED}),
+                                 JobState.RUNNING, JobState.SUCCEEDED, JobState.CANCELLED,
+                                 JobState.MISSED_DEADLINE, JobState.FAILED}),
     JobState.SUBMITTED: frozenset({JobState.QUEUED, JobState.RUNNING, JobState.SUCCEEDED,
                                    JobState.FAILED, JobState.CANCELLED, JobState.MISSED_DEADLINE}),
     JobState.RUNNING: frozenset({JobState.QUEUED, JobState.SUCCEEDED, JobState.FAILED,

@@ -55,7 +55,7 @@ def test_history_records_every_transition(store) -> None:
 def test_invalid_transitions_change_nothing(store) -> None:
     job = store.add_job(spec())
     with pytest.raises(TransitionError):
-        store.transition(job.id, JobState.SUCCEEDED)  # queued -> succeeded skips running
+        store.transition(job.id, JobState.QUEUED)  # queued -> queued is not a change
     with pytest.raises(TransitionError):
         store.transition(job.id, JobState.PLANNED, expect=[JobState.RUNNING])
     store.cancel(job.id)

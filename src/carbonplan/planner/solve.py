@@ -39,6 +39,7 @@ from carbonplan.planner.greedy import Residual, place_dense
 from carbonplan.planner.lns import LNS, Incumbent, LNSStats, column_reduced_costs
 from carbonplan.planner.master import RowLayout, build_master
 from carbonplan.planner.policies import greedy_schedule
+from carbonplan.planner.polish import shift_earlier
 from carbonplan.planner.prepare import Prepared, frozen_schedule, prepare
 from carbonplan.planner.pricing import Pricer, PricingResult
 from carbonplan.planner.result import SolveResult, Termination, relative_gap
@@ -257,6 +258,7 @@ def plan(inst: object, *, backend: str | Backend = "highs", time_limit: float = 
     fixed = np.flatnonzero(~prep.free)
     if fixed.size:
         sched = sched.replace(fixed, prep.frozen)
+    sched = shift_earlier(prep, sched)  # equal cost, earliest start; the objective cannot rise
     ev = evaluate(prep.inst, sched, prep.cc)
     gap = relative_gap(objective, bound)
     if gap <= 1e-9 or proved:
