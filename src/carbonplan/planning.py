@@ -232,7 +232,10 @@ def _placements(build: BuildResult, sched: Any, ev: Any, explanations: dict[int,
                 "not planned (no placement fits within the deadline at acceptable cost)"
             continue
         segs = _segments(sched.job_slots(j))
-        times = [(slot_start(inst.t0, a, inst.slot_h, now), inst.t0 + b * slot) for a, b in segs]
+        times = []
+        for a, b in segs:
+            begin = slot_start(inst.t0, a, inst.slot_h, now)  # slot 0 starts now
+            times.append((begin, begin + (b - a) * slot))
         explanation: dict[str, Any] = {}
         if exp is not None and exp.chosen is not None:
             explanation = {"chosen": _option_json(exp.chosen),

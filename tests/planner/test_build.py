@@ -140,3 +140,19 @@ def test_no_spot_and_region_filters() -> None:
     inst = build_instance([job(1, spot=False, regions=["central"])], SITE, carbon, now=NOW).inst
     assert inst.eligible[0].tolist() == [False, False, True, False]
     assert inst.home_pool[0] == 2  # not at home (north): the cheapest allowed non-spot pool
+
+
+def test_mid_slot_only_jobs_that_cannot_wait_start_now() -> None:
+    # now is 10:17, slot 0 is 10:00-11:00: a relaxed job waits for 11:00, a tight one starts now
+    relaxed = job(1, hours=2.0, deadline=NOW + timedelta(hours=12))
+    tight = job(2, hours=2.0, deadline=NOW + timedelta(hours=2, minutes=30))
+    inst = build_instance([relaxed, tight], SITE, carbon, now=NOW).inst
+    assert inst.release.tolist() == [1, 0]
+
+
+def test_a_job_frozen_mid_slot_holds_the_partial_slot_at_its_end() -> None:
+    running = job(1, state=JobState.RUNNING, hours=2.0)
+    started = T0 + timedelta(minutes=30)  # mid-slot: it runs 10:30-12:30, i.e. slots 0, 1, 2
+    inst = build_instance([running], SITE, carbon, now=NOW,
+                          frozen={1: Frozen(pool="north/a100-80gb/owned", start=started)}).inst
+    assert inst.fixed_start[0] == 0 and inst.duration_slots[0, 0] == 3

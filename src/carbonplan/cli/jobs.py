@@ -185,11 +185,27 @@ def show(
     for k, v in rows:
         spec.add_row(k, v)
     console.print(spec)
-    if placed:
+    latest = store.get_plan()
+    if latest and job.id in latest[1].unplanned and job.active:
+        console.print(f"\n[bold]Not planned[/] (plan {latest[0]}): {latest[1].unplanned[job.id]}")
+    elif placed:
         plan_id, p = placed
+        segs = (" in " + ", ".join(f"{fmt_time(a)}-{fmt_time(b)}" for a, b in p.segments)
+                if p.segments else "")
         console.print(f"\n[bold]Placement[/] (plan {plan_id}): {p.pool}, {fmt_time(p.start)} -> "
-                      f"{fmt_time(p.end)}; {p.energy_kwh:.1f} kWh, {p.kg_co2e:.2f} kgCO2e, "
+                      f"{fmt_time(p.end)}{segs}; {p.energy_kwh:.1f} kWh, "
+                      f"{p.kg_co2e + p.embodied_kg:.2f} kgCO2e ({p.embodied_kg:.2f} embodied), "
                       f"${p.cost_usd:.2f}")
+        alts = p.explanation.get("alternatives", [])
+        if alts:
+            t = Table(box=None, header_style="bold", pad_edge=False, title_justify="left")
+            for col in ("ALTERNATIVE IT BEAT", "POOL", "kgCO2e", "$", "PLAN SAVES"):
+                t.add_column(col, no_wrap=True)
+            for a in alts:
+                fits = "" if a["fits"] else " (no room left)"
+                t.add_row(a["label"] + fits, a["pool"], f"{a['kg_co2e']:.2f}", f"{a['usd']:.2f}",
+                          f"{a['delta_kg_co2e']:+.2f} kg, {a['delta_usd']:+.2f} $")
+            console.print(t)
     hist = Table(box=None, header_style="bold", pad_edge=False, title_justify="left")
     for col in ("AT", "FROM", "TO", "BY", "REASON"):
         hist.add_column(col, no_wrap=col != "REASON")

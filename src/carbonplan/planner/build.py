@@ -175,10 +175,17 @@ def build_instance(jobs: Sequence[Job], site: Site, carbon: CarbonSource, *,
     prev_start = np.full(J, -1, dtype=np.int32)
     move = np.zeros(J)
     cp = site.carbon_price_usd_per_t
+    mid_slot = now - t0 > timedelta(seconds=1)
     for j, job in enumerate(kept):
         if job.not_before is not None and job.not_before > t0:
             release[j] = min(T, math.ceil(_slots(job.not_before - t0, slot_h) - 1e-9))
         deadline[j] = min(T, max(0, math.floor(_slots(job.deadline - now, slot_h) + 1e-9)))
+        # a start in a slot already under way would spill into the slot after the run; only a
+        # job that cannot wait for the next boundary does that
+        el = np.flatnonzero(eligible[j])
+        if mid_slot and release[j] == 0 and el.size and \
+                deadline[j] - 1 >= int(duration[j, el].min()):
+            release[j] = 1
         pausable[j] = job.pausable
         ckpt_every[j] = job.checkpoint_every_h or 0.0
         ckpt_cost[j] = job.checkpoint_cost_h
@@ -198,13 +205,18 @@ def build_instance(jobs: Sequence[Job], site: Site, carbon: CarbonSource, *,
         if job.id in frozen:
             f = frozen[job.id]
             p = pool_index[f.pool]
+            at = _slots(f.start - t0, slot_h)
             fixed_pool[j] = p
-            fixed_start[j] = math.floor(_slots(f.start - t0, slot_h) + 1e-9)
+            fixed_start[j] = math.floor(at + 1e-9)
             if not eligible[j, p]:  # e.g. a discovered job running where we would not put it
                 eligible[j, p] = True
                 units[j, p] = units[j].max() or 1.0
                 duration[j, p] = max(1, math.ceil(job.remaining_h / slot_h - 1e-9))
                 power_kw[j, p] = power_kw[j].max()
+            # a start inside a slot occupies the part of the slot after its last whole one too
+            offset = at - fixed_start[j]
+            if offset > 1e-6:
+                duration[j, p] = math.ceil(offset + duration[j, p] - 1e-9)
         if job.id in previous and previous[job.id].pool in pool_index:
             prev = previous[job.id]
             prev_pool[j] = pool_index[prev.pool]
