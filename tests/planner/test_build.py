@@ -145,7 +145,8 @@ def test_no_spot_and_region_filters() -> None:
 def test_mid_slot_only_jobs_that_cannot_wait_start_now() -> None:
     # now is 10:17, slot 0 is 10:00-11:00: a relaxed job waits for 11:00, a tight one starts now
     relaxed = job(1, hours=2.0, deadline=NOW + timedelta(hours=12))
-    tight = job(2, hours=2.0, deadline=NOW + timedelta(hours=2, minutes=30))
+    tight = job(2, hours=2.0, gpu_types=["a100-80gb"],
+                deadline=NOW + timedelta(hours=2, minutes=30))  # 2 slots on A100 from now only
     inst = build_instance([relaxed, tight], SITE, carbon, now=NOW).inst
     assert inst.release.tolist() == [1, 0]
 
