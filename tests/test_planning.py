@@ -105,3 +105,13 @@ def test_savings_count_only_jobs_both_place() -> None:
     sv = run.plan.details["savings"]["run-now"]
     assert len(run.plan.placements) == 3
     assert sv["baseline_unplaced"] == 1 and sv["jobs_compared"] == 2
+
+
+def test_a_run_ending_inside_its_last_slot_meets_a_tight_deadline() -> None:
+    # 3.5 h of work (4 slots reserved) with 3.9 h to the deadline: feasible, and planned
+    j = job(1, hours=3.5, deadline=NOW + timedelta(hours=3, minutes=54))
+    run = plan_jobs([j], SITE, carbon, now=NOW, time_limit=5)
+    (p,) = run.plan.placements
+    assert p.start == NOW
+    assert p.end == NOW + timedelta(hours=3.5)  # when the run ends, not its last reserved slot
+    assert p.end <= j.deadline

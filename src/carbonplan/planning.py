@@ -236,6 +236,12 @@ def _placements(build: BuildResult, sched: Any, ev: Any, explanations: dict[int,
         for a, b in segs:
             begin = slot_start(inst.t0, a, inst.slot_h, now)  # slot 0 starts now
             times.append((begin, begin + (b - a) * slot))
+        # the run ends when its work is done, which may be inside its last reserved slot
+        need = build.work_h[j, p] + inst.checkpoint_cost_h[j] * (len(segs) - 1)
+        done_before = sum(((e - b) for b, e in times[:-1]), timedelta())
+        last_begin, last_end = times[-1]
+        times[-1] = (last_begin, min(last_end, last_begin + max(
+            timedelta(hours=need) - done_before, timedelta(seconds=1))))
         explanation: dict[str, Any] = {}
         if exp is not None and exp.chosen is not None:
             explanation = {"chosen": _option_json(exp.chosen),

@@ -52,7 +52,7 @@ def job(jid: int, **kw) -> Job:
 def test_slots_pools_and_units() -> None:
     r = build_instance([job(1, gpus=2), job(2, mig="3g.40gb", hours=1.0)], SITE, carbon, now=NOW)
     inst = r.inst
-    assert inst.t0 == T0 and inst.n_slots == 20 and inst.n_pools == 4
+    assert inst.t0 == T0 and inst.n_slots == 21 and inst.n_pools == 4  # +1: see deadline_pool
     assert list(inst.pool_names) == r.pools
     a100, mig, h100, h100s = range(4)
     # capacity: GPUs, MIG slices (4 instances x 3 slices)
@@ -89,8 +89,12 @@ def test_windows_round_inwards_and_remaining_work_counts() -> None:
             done_h=3.0)
     inst = build_instance([j], SITE, carbon, now=NOW).inst
     assert inst.t0 == T0
-    assert inst.release[0] == 1 and inst.deadline[0] == 9 and inst.n_slots == 9
+    assert inst.release[0] == 1 and inst.n_slots == 10
     assert inst.duration_slots[0, 0] == 1  # 1 h of 4 left
+    # 9.98 h to the deadline: the A100 run fills whole slots (9 usable); the H100 run (0.45 h)
+    # ends inside its slot, so slot 9 is usable there; spot keeps the whole-slot deadline
+    assert inst.deadline_pool[0].tolist() == [9, 9, 10, 9]  # (pool 1, MIG, is not eligible)
+    assert inst.deadline[0] == 10
 
 
 def test_deadlines_counted_from_now_keep_a_slot_0_start_safe() -> None:
@@ -112,7 +116,7 @@ def test_grids_of_plans_minutes_apart_agree() -> None:
 def test_horizon_cap_and_half_hour_slots() -> None:
     inst = build_instance([job(1, deadline=NOW + timedelta(days=30))], SITE,
                           lambda z, t0, n, s: carbon(z, T0, n, s), now=NOW, slot_h=0.5).inst
-    assert inst.n_slots == 7 * 48 and inst.deadline[0] == 7 * 48
+    assert inst.n_slots == 7 * 48 and inst.deadline[0] == 7 * 48  # capped at the horizon
     assert inst.duration_slots[0, 0] == 8
 
 

@@ -46,6 +46,10 @@ def daemon(
     logging.basicConfig(level=levels[log_level],
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg, site = load_site(config)
+    from carbonplan.executors import KINDS
+
+    if executor is not None and executor not in KINDS:
+        raise InputError("--executor", unknown("executor", executor, KINDS))
     store = open_store(db, cfg)
     ex = make_executor(cfg, store.url, executor)
     metrics = Metrics()

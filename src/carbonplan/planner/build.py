@@ -50,6 +50,7 @@ class BuildResult:
     inst: Instance
     jobs: list[Job]                        # in instance order
     pools: list[str]                       # pool names in instance order
+    work_h: np.ndarray                     # float (J, P): hours the run takes on each pool
     skipped: dict[int, str] = field(default_factory=dict)  # job id -> why it is not in inst
 
 
@@ -110,12 +111,15 @@ def build_instance(jobs: Sequence[Job], site: Site, carbon: CarbonSource, *,
         options.append(opts)
 
     latest = max((_slots(j.deadline - now, slot_h) for j in kept), default=1.0)
-    T = max(1, min(math.floor(latest + 1e-9), math.floor(horizon_h / slot_h + 1e-9)))
+    # one slot beyond the latest whole-slot deadline: a run that ends inside its last reserved slot
+    # may reserve that slot (see deadline_pool below)
+    T = max(1, min(math.floor(latest + 1e-9) + 1, math.floor(horizon_h / slot_h + 1e-9)))
     J, P, S = len(kept), len(pools), len(region_names)
 
     eligible = np.zeros((J, P), dtype=bool)
     units = np.zeros((J, P))
     duration = np.ones((J, P), dtype=np.int32)
+    work_slots = np.ones((J, P))
     power_kw = np.zeros((J, P))
     for j, (job, opts) in enumerate(zip(kept, options, strict=True)):
         share = job.remaining_h / job.hours if job.hours > 0 else 1.0
@@ -123,7 +127,8 @@ def build_instance(jobs: Sequence[Job], site: Site, carbon: CarbonSource, *,
             p = pool_index[o.pool.name]
             eligible[j, p] = True
             units[j, p] = o.units
-            duration[j, p] = max(1, math.ceil(o.work_h * share / slot_h - 1e-9))
+            work_slots[j, p] = o.work_h * share / slot_h
+            duration[j, p] = max(1, math.ceil(work_slots[j, p] - 1e-9))
             power_kw[j, p] = o.power_w / 1000.0
 
     # pools: capacity in units (GPUs or slices), prices per unit-hour, zone carbon intensity
@@ -176,15 +181,23 @@ def build_instance(jobs: Sequence[Job], site: Site, carbon: CarbonSource, *,
     move = np.zeros(J)
     cp = site.carbon_price_usd_per_t
     mid_slot = now - t0 > timedelta(seconds=1)
+    deadline_pool = np.zeros((J, P), dtype=np.int32)
+    spot = market == SPOT
     for j, job in enumerate(kept):
         if job.not_before is not None and job.not_before > t0:
             release[j] = min(T, math.ceil(_slots(job.not_before - t0, slot_h) - 1e-9))
-        deadline[j] = min(T, max(0, math.floor(_slots(job.deadline - now, slot_h) + 1e-9)))
+        window = _slots(job.deadline - now, slot_h)
+        deadline[j] = min(T, max(0, math.floor(window + 1e-9)))
+        # on pool p the run ends `spare` slots before its last reserved slot does; spot pools
+        # keep the whole-slot deadline (their safety margin is measured on the fallback pool)
+        spare = np.where(eligible[j] & ~spot, duration[j] - work_slots[j], 0.0)
+        deadline_pool[j] = np.clip(np.floor(window + np.maximum(spare, 0.0) + 1e-9), 0, T)
+        deadline[j] = int(deadline_pool[j].max())
         # a start in a slot already under way would spill into the slot after the run; only a
         # job that cannot wait for the next boundary does that
         el = np.flatnonzero(eligible[j])
         if mid_slot and release[j] == 0 and el.size and \
-                deadline[j] - 1 >= int(duration[j, el].min()):
+                (deadline_pool[j, el] - 1 >= duration[j, el]).any():
             release[j] = 1
         pausable[j] = job.pausable
         ckpt_every[j] = job.checkpoint_every_h or 0.0
@@ -230,6 +243,7 @@ def build_instance(jobs: Sequence[Job], site: Site, carbon: CarbonSource, *,
         ci_g_per_kwh=ci, site_names=tuple(region_names), power_cap_kw=power_cap,
         job_ids=np.array([j.id for j in kept], dtype=np.int64), eligible=eligible, units=units,
         duration_slots=duration, power_kw=power_kw, release=release, deadline=deadline,
+        deadline_pool=deadline_pool,
         pausable=pausable, resume_slots=resume, checkpoint_interval_h=ckpt_every,
         checkpoint_cost_h=ckpt_cost, home_pool=home, unplanned_penalty_usd=penalty,
         carbon_price_usd_per_t=cp,
@@ -238,7 +252,8 @@ def build_instance(jobs: Sequence[Job], site: Site, carbon: CarbonSource, *,
         prev_start=prev_start, move_penalty_usd=move,
         meta={"zones": zones, "carbon": provenance},
     )
-    return BuildResult(inst=inst, jobs=kept, pools=[p.name for p in pools], skipped=skipped)
+    return BuildResult(inst=inst, jobs=kept, pools=[p.name for p in pools],
+                       work_h=work_slots * slot_h, skipped=skipped)
 
 
 def _home_pool(job: Job, site: Site, pools: list, eligible_row: np.ndarray) -> int:

@@ -58,7 +58,7 @@ class Instance:
     duration_slots: np.ndarray            # int32 (J, P): slots of work (>= 1 where eligible)
     power_kw: np.ndarray                  # float (J, P): IT power while running
     release: np.ndarray                   # int32 (J,): first slot the job may use
-    deadline: np.ndarray                  # int32 (J,): slots < deadline may be used
+    deadline: np.ndarray                  # int32 (J,): slots < deadline may be used (any pool)
     pausable: np.ndarray                  # bool (J,): may run in several segments
     resume_slots: np.ndarray              # int32 (J,): extra slots paid by each resume
     checkpoint_interval_h: np.ndarray     # float (J,): 0 = never checkpoints
@@ -76,6 +76,10 @@ class Instance:
     prev_pool: np.ndarray | None = None    # int32 (J,): pool in the announced plan, else -1
     prev_start: np.ndarray | None = None   # int32 (J,): start in the announced plan, else -1
     move_penalty_usd: np.ndarray | None = None  # float (J,): stability cost of moving job j
+
+    # per-pool deadline: the run on pool p ends before its last reserved slot does when its work is
+    # not a whole number of slots, so it may use one slot more there; None: `deadline` everywhere
+    deadline_pool: np.ndarray | None = None  # int32 (J, P): slots < deadline_pool[j, p] usable
 
     meta: dict = field(default_factory=dict)  # provenance (zones, sources); solvers ignore it
 
@@ -99,6 +103,9 @@ class Instance:
                 object.__setattr__(self, name, np.full(J, -1, dtype=np.int32))
         if self.move_penalty_usd is None:
             object.__setattr__(self, "move_penalty_usd", np.zeros(J))
+        if self.deadline_pool is not None and self.deadline_pool.shape != (J, P):
+            raise ValueError(f"Instance.deadline_pool: shape {self.deadline_pool.shape}, "
+                             f"expected {(J, P)}")
         for name in ("fixed_pool", "fixed_start", "prev_pool", "prev_start", "move_penalty_usd"):
             if getattr(self, name).shape != (J,):
                 got = getattr(self, name).shape
@@ -109,6 +116,14 @@ class Instance:
             raise ValueError("Instance.duration_slots must be >= 1 wherever eligible")
         if np.any(self.site >= S) or np.any(self.site < 0):
             raise ValueError("Instance.site: index out of range")
+
+    @property
+    def deadline_by_pool(self) -> np.ndarray:
+        """int (J, P): slots < deadline_by_pool[j, p] may be used on pool p (derived from
+        `deadline` unless `deadline_pool` is set, so `dataclasses.replace` stays consistent)."""
+        if self.deadline_pool is not None:
+            return self.deadline_pool
+        return np.broadcast_to(self.deadline[:, None], (self.n_jobs, self.n_pools))
 
     @property
     def n_jobs(self) -> int:

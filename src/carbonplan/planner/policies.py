@@ -103,7 +103,7 @@ def _temporal_policy(inst: Instance, choose: Callable[[Prepared, int, int, np.nd
             continue
         fits = fitting_starts(prep, res, int(j), p)
         fits[: max(int(inst.release[j]), 0)] = False
-        fits[max(int(inst.deadline[j]) - int(inst.duration_slots[j, p]) + 1, 0):] = False
+        fits[max(int(inst.deadline_by_pool[j, p]) - int(inst.duration_slots[j, p]) + 1, 0):] = False
         if not fits.any():
             continue
         s = choose(prep, int(j), p, fits)

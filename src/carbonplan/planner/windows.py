@@ -84,7 +84,7 @@ def build_windows(inst: Instance) -> Windows:
     T = inst.n_slots
     tail = spot_tail_slots(inst)
     earliest = np.clip(inst.release, 0, T).astype(np.int32)
-    latest_end = np.minimum(inst.deadline[:, None], T) - tail
+    latest_end = np.minimum(inst.deadline_by_pool, T) - tail
     latest_end = np.where(inst.eligible, latest_end, -1).astype(np.int32)
     n_starts = latest_end - inst.duration_slots - earliest[:, None] + 1
     n_starts = np.where(inst.eligible, np.maximum(n_starts, 0), 0).astype(np.int32)
