@@ -294,6 +294,8 @@ class Daemon:
             triggers.append("queue")
         if self._forecast_changed(now, plan):
             triggers.append("forecast")
+        if any(_lost(j) and j.updated_at > plan.created_at for j in jobs):
+            triggers.append("preempted")
         if self._infeasible(now, jobs, plan):
             triggers.append("infeasible")
         if "t0" in plan.details:  # jobs due beyond a capped horizon: extend it as time passes
@@ -382,7 +384,8 @@ class Daemon:
         """What executors were told: the current plan's placements of jobs not started."""
         if latest is None:
             return {}
-        active = {j.id for j in jobs}
+        # a job whose attempt was lost needs a new placement: its old one was used up
+        active = {j.id for j in jobs if not _lost(j)}
         return {p.job_id: p for p in latest[1].placements if p.job_id in active}
 
     def _frozen(self, now: datetime, jobs: list[Job],
@@ -501,6 +504,11 @@ def _typical(zones: Any, t0: datetime, n_slots: int, slot_h: float
 
     ci = np.array([[ZONES[z][1]] * n_slots for z in zones], dtype=float)
     return ci, {"zones": {z: {"origin": "typical level (signals failed)"} for z in zones}}
+
+
+def _lost(job: Job) -> bool:
+    """Back in the queue after an attempt started (preempted, or its runner or cluster lost)."""
+    return job.state == JobState.QUEUED and job.attempt > 0
 
 
 def _same_time(a: Any, b: datetime) -> bool:

@@ -1,8 +1,8 @@
 """Fixtures for daemon tests: a two-zone site, real local processes, a scripted carbon source.
 
-The carbon source produces real `CIMatrix` objects from a function of (zone, time), so a test can
-move the forecast between cycles; the signals service itself is tested against real HTTP servers
-in tests/signals.
+The carbon source (`FunctionSignals`) builds real `CIMatrix` objects from a function of (zone,
+time), so a test can move the forecast between cycles; the signals service itself is tested
+against real HTTP servers in tests/signals.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from carbonplan.config import parse_config
@@ -21,42 +20,15 @@ from carbonplan.daemon import Daemon, DaemonSettings
 from carbonplan.domain import ACTIVE_STATES, JobSpec
 from carbonplan.executors.local import LocalExecutor
 from carbonplan.leadership import lease_for
-from carbonplan.signals.matrix import CIMatrix, ZoneProvenance
+from carbonplan.signals.scripted import FunctionSignals
 from carbonplan.store import open_store
 
 SLOT_S = 2.0
 SLOT_H = SLOT_S / 3600
 
 
-class ScriptedSignals:
-    """Carbon intensity from `fn(zone, time)`; change `fn` to change the forecast."""
-
-    def __init__(self, fn: Callable[[str, datetime], float]) -> None:
-        self.fn = fn
-        self.last_matrix: CIMatrix | None = None
-        self.matrices = 0
-
-    def build_ci_matrix(self, zones, t0: datetime, n_slots: int, slot_h: float) -> CIMatrix:
-        zones = tuple(dict.fromkeys(zones))
-        step = timedelta(hours=slot_h)
-        ci = np.array([[self.fn(z, t0 + k * step) for k in range(n_slots)] for z in zones])
-        prov = tuple(ZoneProvenance(zone=z, provider="scripted", source="test weather",
-                                    signal="average", origin="live", issued_at=t0,
-                                    fetched_at=t0, covered_until=t0 + n_slots * step,
-                                    n_measurement=0, n_forecast=n_slots, n_estimate=0,
-                                    dropped=0, note="") for z in zones)
-        self.matrices += 1
-        return CIMatrix(zones=zones, t0=t0, slot_h=slot_h, ci_g_per_kwh=ci,
-                        flags=np.ones(ci.shape, dtype=np.int8), provenance=prov,
-                        built_at=datetime.now(UTC))
-
-    def carbon_source(self, zones, t0, n_slots, slot_h):
-        m = self.build_ci_matrix(zones, t0, n_slots, slot_h)
-        self.last_matrix = m
-        return m.rows(zones), m.meta()
-
-    def history(self, zone, start, end, *, slot_h=1.0, fail_open=False):
-        raise LookupError("scripted signals keep no history")
+# the daemon's test weather: carbon intensity from a function of (zone, time)
+ScriptedSignals = FunctionSignals
 
 
 SITE_CONFIG = {

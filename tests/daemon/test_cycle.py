@@ -236,3 +236,31 @@ def test_unavailable_signals_keep_the_plan(store, site, executor, marker) -> Non
         assert {p["origin"] for p in plan.details["matrix"]["provenance"]} <= {"model", "stale"}
         again = d.run_once()
         assert again.triggers == [] and again.plan_id == first.plan_id
+
+
+def test_a_lost_attempt_is_replanned_and_run_again(store, site, executor, tmp_path) -> None:
+    import json
+    import os
+    import signal as sig
+    import sys
+    from pathlib import Path
+
+    from carbonplan.domain import JobSpec
+
+    signals = ScriptedSignals(clean_later(0))
+    marker = tmp_path / "attempts.txt"
+    code = (f"import os, time; open({str(marker)!r}, 'a').write(os.environ['CARBONPLAN_ATTEMPT']"
+            " + '\\n'); time.sleep(0 if os.environ['CARBONPLAN_ATTEMPT'] != '1' else 60)")
+    (job,) = store.add_jobs([JobSpec(name="lost", user="u", project="p",
+                                     command=[sys.executable, "-c", code], hours=2 * SLOT_S / 3600,
+                                     deadline=datetime.now(UTC) + timedelta(seconds=120))])
+    d = make_daemon(store, site, executor, signals)
+    cycle_until(d, lambda: store.get_job(job.id).state == JobState.RUNNING)
+    info = json.loads((Path(store.get_job(job.id).executor_ref) / "started").read_text())
+    os.kill(info["runner"], sig.SIGKILL)  # the machine running attempt 1 goes away
+    os.killpg(info["pid"], sig.SIGKILL)
+    reports = cycle_until(d, all_finished(store))
+    assert any("preempted" in r.triggers for r in reports)
+    done = store.get_job(job.id)
+    assert done.state == JobState.SUCCEEDED and done.attempt == 2
+    assert marker.read_text().split() == ["1", "2"]

@@ -427,3 +427,61 @@ def test_a_lost_cluster_sends_its_jobs_back_to_the_queue(site, tmp_path: Path) -
     (done,) = run_plan(store, ex, [place(lost, US_OD, datetime.now(UTC))])
     assert done.state == JobState.SUCCEEDED and done.attempt == 2
     assert events(wd, "doomed")[-2]["resumed_from"] > 0
+
+
+def test_the_daemon_plans_runs_and_recovers_a_spot_loss(site) -> None:
+    """Planned by the real planner inside the daemon: jobs wait for the clean window and run on
+    the cluster of the clean region; a spot loss comes back with its checkpointed work and is
+    re-planned, by the daemon, onto the other cluster, finishing before its deadline."""
+    from carbonplan.daemon import Daemon, DaemonSettings
+    from carbonplan.domain import ACTIVE_STATES
+    from carbonplan.leadership import lease_for
+    from carbonplan.signals.scripted import FunctionSignals
+
+    store, ex, wd, cfg_path = site
+    for j in store.list_jobs(states=ACTIVE_STATES):  # leftovers of earlier tests in the module
+        store.cancel(j.id)
+    opens = datetime.now(UTC) + timedelta(seconds=12)
+    clean = {"zone": "SE", "from": opens}  # eu-north-1's zone is clean from `opens`
+
+    def weather(zone: str, t: datetime) -> float:
+        return 20.0 if zone == clean["zone"] and t >= clean["from"] else 900.0
+
+    a = add(store, wd, "planned-a", 4, deadline_s=240)
+    b = add(store, wd, "planned-b", 12, every_s=2, cost_s=0.5, deadline_s=240)
+    d = Daemon(store, load_config(cfg_path).to_site(), ex, FunctionSignals(weather),
+               # costs of seconds-long jobs are fractions of a cent: a gap at their scale
+               settings=DaemonSettings(interval_s=1, freeze_window_s=4, slot_h=4 * H,
+                                       horizon_h=0.1, time_limit_s=5, rel_gap=1e-6,
+                                       move_penalty_usd=1e-7, start_grace_s=60),
+               lease=lease_for(store.engine))
+    d.run_once()
+    placed = {p.job_id: p for p in store.get_plan()[1].placements}
+    assert placed[a.id].pool == EU_SPOT and placed[b.id].pool == EU_SPOT
+    assert placed[a.id].start >= opens - timedelta(seconds=1)
+    ckpt = wd.parent / "planned-b.ckpt"
+
+    def cycle_until(pred, what: str, timeout_s: float = 120) -> None:
+        def step() -> bool:
+            d.run_once()
+            return pred()
+        wait_for(step, timeout_s=timeout_s, what=what)
+
+    cycle_until(lambda: ckpt.exists() and json.loads(ckpt.read_text())["done_s"] >= 4,
+                "two checkpoints of planned-b")
+    # the spot capacity is reclaimed, and meanwhile us-east-1's grid becomes the clean one
+    from ray.job_submission import JobSubmissionClient
+
+    clean.update(zone="US-MIDA-PJM", **{"from": datetime.now(UTC)})
+    JobSubmissionClient(EU_URL).stop_job(submission_id(b.id, 1))
+    cycle_until(lambda: all(store.get_job(j.id).state in TERMINAL_STATES for j in (a, b)),
+                "both jobs to finish", timeout_s=180)
+    done_a, done_b = store.get_job(a.id), store.get_job(b.id)
+    assert done_a.state == JobState.SUCCEEDED and done_a.ran_pool == EU_SPOT
+    assert done_b.state == JobState.SUCCEEDED and done_b.attempt == 2
+    assert done_b.ran_pool in (US_OD, US_SPOT) and done_b.ended_at <= done_b.deadline
+    starts = [e for e in events(wd, "planned-b") if e["kind"] == "start"]
+    assert [e["attempt"] for e in starts] == ["1", "2"]
+    assert starts[1]["resumed_from"] >= 2  # resumed from a checkpoint, not from the start
+    first = [e for e in events(wd, "planned-a") if e["kind"] == "start"][0]
+    assert first["pool"] == EU_SPOT
