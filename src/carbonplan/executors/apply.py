@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from carbonplan.domain import JobState
 from carbonplan.executors.base import Action, ActionKind, ActionResult, Executor
 from carbonplan.faults import checkpoint
-from carbonplan.store.repo import JobTransition, Store, TransitionError
+from carbonplan.store.repo import JobTransition, Store
 
 log = logging.getLogger("carbonplan.executors")
 
@@ -86,41 +86,55 @@ def call_with_retry(fn: Callable[[Action], ActionResult], action: Action,
     return result
 
 
+FINISH_BATCH = 500  # results recorded per transaction (a crash repeats at most this many)
+
+
 def apply_actions(store: Store, executor: Executor, actions: Iterable[Action], *,
                   delays: Iterable[float] = RETRY_DELAYS_S,
                   sleep: Callable[[float], None] = time.sleep) -> list[Outcome]:
-    """Apply each action once; returns what happened to each."""
+    """Apply each action once; returns what happened to each.
+
+    Intents are recorded for all actions first (one transaction), then each is performed, then
+    the results and the jobs' new states are recorded in batches. A crash anywhere in between
+    leaves intents without results, which the next call repeats through the executor's
+    idempotent path.
+    """
     delays = tuple(delays)
+    actions = list(actions)
+    if not actions:
+        return []
+    records = store.begin_actions([{
+        "key": a.key, "job_id": a.job.id, "kind": a.kind.value, "executor": executor.name,
+        "attempt": a.attempt, "plan_id": a.plan_id,
+        "payload": {"pool": a.placement.pool if a.placement else None,
+                    "start": a.placement.start if a.placement else None}} for a in actions])
     out: list[Outcome] = []
+    pending: list[dict] = []
+    seen: set[str] = set()
     for action in actions:
-        rec = store.begin_action(
-            key=action.key, job_id=action.job.id, kind=action.kind.value,
-            executor=executor.name, attempt=action.attempt, plan_id=action.plan_id,
-            payload={"pool": action.placement.pool if action.placement else None,
-                     "start": action.placement.start if action.placement else None})
-        if rec.state == "done":
+        rec = records[action.key]
+        if rec.state == "done" or action.key in seen:
             out.append(Outcome(action, ActionResult(ok=True, ref=rec.result.get("ref"),
                                                     detail="already done"), skipped=True))
             continue
-        if rec.state == "failed":
-            store.retry_action(action.key)
-        elif rec.state == "intent":
+        seen.add(action.key)
+        if rec.state == "intent":
             action = _as_intended(action, rec.payload)
         result = call_with_retry(executor.apply, action, delays, sleep)
         checkpoint("executor-called")
-        transition = _transition_for(action, result, executor.name) if result.ok else None
-        try:
-            store.finish_action(action.key, ok=result.ok,
-                                result={"ref": result.ref, "detail": result.detail},
-                                error="" if result.ok else result.detail, transition=transition)
-        except TransitionError as exc:
-            # the job moved on meanwhile (cancelled, or a poll saw it start): keep the result
-            store.finish_action(action.key, ok=result.ok,
-                                result={"ref": result.ref, "detail": result.detail},
-                                error=f"job state not updated: {exc.reason}")
+        pending.append({"key": action.key, "ok": result.ok,
+                        "result": {"ref": result.ref, "detail": result.detail},
+                        "error": "" if result.ok else result.detail,
+                        "transition": _transition_for(action, result, executor.name)
+                        if result.ok else None})
         level = logging.INFO if result.ok else logging.WARNING
         log.log(level, "%s job %s via %s: %s%s", action.kind.value, action.job.id,
                 executor.name, "ok" if result.ok else "failed",
                 f" ({result.detail})" if result.detail else "")
         out.append(Outcome(action, result))
+        if len(pending) >= FINISH_BATCH:
+            store.finish_actions(pending)
+            pending = []
+    if pending:
+        store.finish_actions(pending)
     return out

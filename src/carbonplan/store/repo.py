@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -354,6 +354,72 @@ class Store:
         rec = self.get_action(key)
         assert rec is not None
         return rec
+
+    def begin_actions(self, intents: Sequence[dict[str, Any]], *,
+                      now: datetime | None = None) -> dict[str, ActionRecord]:
+        """`begin_action` for many actions in one transaction; failed ones become intents
+        again (to be retried). Returns every key's record as it was found: state `done` (skip
+        it), `intent` (a crash left it unfinished: repeat it as it was meant), `failed` (retry
+        it, possibly elsewhere) or, for a new one, `new`."""
+        from sqlalchemy.exc import IntegrityError
+
+        now = now or _now()
+        keys = [i["key"] for i in intents]
+        for attempt in range(3):  # a concurrent writer may insert one of the keys first
+            try:
+                with self.write() as s:
+                    rows = {r.key: r for r in s.exec(
+                        select(ActionRow).where(col(ActionRow.key).in_(keys)))}
+                    found = {k: _action_from_row(r) for k, r in rows.items()}
+                    for i in intents:
+                        row = rows.get(i["key"])
+                        if row is None:
+                            row = ActionRow(key=i["key"], job_id=i["job_id"], kind=i["kind"],
+                                            executor=i["executor"], attempt=i["attempt"],
+                                            plan_id=i.get("plan_id"),
+                                            payload_json=json.dumps(i.get("payload") or {},
+                                                                    default=str),
+                                            state="intent", created_at=now)
+                            s.add(row)
+                            rows[i["key"]] = row
+                        elif row.state == "failed":
+                            row.state, row.error, row.finished_at = "intent", "", None
+                            s.add(row)
+                    s.flush()
+                    return {k: found.get(k) or replace(_action_from_row(r), state="new")
+                            for k, r in rows.items()}
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def finish_actions(self, results: Sequence[dict[str, Any]], *,
+                       now: datetime | None = None) -> dict[str, str]:
+        """`finish_action` for many actions in one transaction. A job whose state moved on
+        meanwhile keeps its state; its action records why. Returns key -> error ('' if none)."""
+        now = now or _now()
+        errors: dict[str, str] = {}
+        with self.write() as s:
+            rows = {r.key: r for r in s.exec(select(ActionRow).where(
+                col(ActionRow.key).in_([r["key"] for r in results])))}
+            for r in results:
+                row = rows[r["key"]]
+                err = r.get("error", "")
+                tr: JobTransition | None = r.get("transition")
+                if tr is not None:
+                    try:
+                        self._transition_in(s, row.job_id, tr.to_state, reason=tr.reason,
+                                            actor=tr.actor, expect=tr.expect, now=now,
+                                            updates=tr.updates)
+                    except TransitionError as exc:
+                        err = f"job state not updated: {exc.reason}"
+                row.state = "done" if r["ok"] else "failed"
+                row.result_json = json.dumps(r.get("result") or {}, default=str)
+                row.error = err
+                row.finished_at = now
+                s.add(row)
+                errors[r["key"]] = err
+        return errors
 
     def finish_action(self, key: str, *, ok: bool, result: dict[str, Any] | None = None,
                       error: str = "", now: datetime | None = None,
