@@ -39,6 +39,10 @@ head_up() {  # NAME RESOURCES_JSON [NUM_GPUS]
   local gcs=${p[0]} dash=${p[1]} workers
   workers=$(IFS=,; echo "${p[*]:7}")
   rm -rf "$dir"; mkdir -p "$dir"
+  # Ray's temp dir holds unix sockets, whose paths may not pass 107 bytes; a checkout deep in the
+  # file system (CI's is) overflows that under $dir, so the temp dir lives under /tmp, linked here
+  local tmp; tmp=$(mktemp -d "${TMPDIR:-/tmp}/cpray.XXXXXX")
+  ln -s "$tmp" "$dir/tmp"
   setsid "$ray_bin" start --head --block --disable-usage-stats \
     --node-ip-address 127.0.0.1 --port "$gcs" \
     --dashboard-host 127.0.0.1 --dashboard-port "$dash" --ray-client-server-port "${p[2]}" \
@@ -46,7 +50,7 @@ head_up() {  # NAME RESOURCES_JSON [NUM_GPUS]
     --runtime-env-agent-port "${p[5]}" --metrics-export-port "${p[6]}" \
     --worker-port-list "$workers" \
     --num-cpus 1 --num-gpus "$gpus" --resources "$res" \
-    --object-store-memory 200000000 --temp-dir "$dir/tmp" \
+    --object-store-memory 200000000 --temp-dir "$tmp" \
     >"$dir/ray.log" 2>&1 </dev/null &
   local pid=$!
   echo "$pid" >"$dir/pid"; echo "$gcs $dash" >"$dir/ports"
@@ -70,12 +74,19 @@ head_down() {  # NAME: SIGTERM to the --block parent, which shuts its cluster do
   kill -TERM "$pid" 2>/dev/null || true
   # a killed process lingers as a zombie for seconds here, so "down" means: its ports are closed
   for _ in $(seq 1 300); do
-    port_open "$gcs" || port_open "$dash" || { rm -f "$dir/pid"; echo "ray $1 down"; return 0; }
+    port_open "$gcs" || port_open "$dash" || { rm -f "$dir/pid"; drop_tmp "$dir"; echo "ray $1 down"; return 0; }
     sleep 0.1
   done
   echo "ray.sh: $1 still answers after 30 s; killing its process group" >&2
   kill -KILL -- "-$pid" 2>/dev/null || true
-  rm -f "$dir/pid"
+  rm -f "$dir/pid"; drop_tmp "$dir"
+}
+
+drop_tmp() {  # DIR: remove the /tmp temp dir a head used (its logs go with it)
+  local link=$1/tmp
+  [ -L "$link" ] || return 0
+  case "${KEEP_RAY_LOGS:-}" in 1) return 0 ;; esac
+  rm -rf "$(readlink "$link")" "$link"
 }
 
 case "$cmd" in
