@@ -126,6 +126,8 @@ class Daemon:
         self.clock = clock
         self._stop = threading.Event()
         self._realized: dict[int, float] = {}
+        self._meter: Any = None  # NVML on this host, opened on first use (local executor only)
+        self._meter_tried = executor.name != "local"
 
     # -- the cycle -----------------------------------------------------------------------------
 
@@ -248,7 +250,8 @@ class Daemon:
         for u in updates:
             fields: dict[str, Any] = {k: v for k, v in (
                 ("started_at", u.started_at), ("ended_at", u.ended_at),
-                ("exit_code", u.exit_code), ("done_h", u.done_h)) if v is not None}
+                ("exit_code", u.exit_code), ("done_h", u.done_h), ("gpu_kwh", u.gpu_kwh),
+                ("energy_meter", u.energy_meter)) if v is not None}
             if u.extra.get("pool"):
                 fields["ran_pool"] = u.extra["pool"]
             if u.state in STARTED and self.executor.capabilities.starts_at_begin_time:
@@ -448,6 +451,8 @@ class Daemon:
         counts = self.store.count_jobs()
         for state in JobState:
             m.jobs.labels(state.value).set(counts.get(state.value, 0))
+        self._record_gpus()
+        m.realized_kg.set(self._realized_kg())  # finished jobs count with or without a plan
         if latest is None:
             return
         plan = latest[1]
@@ -459,11 +464,28 @@ class Daemon:
         if base and mine:
             m.savings_kg.set(1000 * (base["t_co2e"] - mine["t_co2e"]))
             m.savings_usd.set(base["cost_usd"] - mine["cost_usd"])
-        m.realized_kg.set(self._realized_kg())
+
+    def _record_gpus(self) -> None:
+        """This host's GPU power and limits, where the local executor runs jobs on them."""
+        if not self._meter_tried:
+            from carbonplan.energy.nvml import NvmlMeter
+
+            self._meter, self._meter_tried = NvmlMeter.open(), True
+        if self._meter is None:
+            return
+        try:
+            for g in self._meter.readings():
+                if g.power_w is not None:
+                    self.metrics.gpu_power.labels(str(g.index), g.name).set(g.power_w)
+                if g.power_limit_w is not None:
+                    self.metrics.gpu_power_limit.labels(str(g.index), g.name).set(g.power_limit_w)
+        except Exception as exc:  # a metric, never a failed cycle
+            log.debug("NVML read failed: %s", exc)
 
     def _realized_kg(self) -> float:
-        """kgCO2e of finished jobs: the power model over their actual run time, at the carbon
-        intensity of their zone while they ran (signals' history), plus the embodied share."""
+        """kgCO2e of finished jobs: their GPUs' measured energy (NVML, local executor) or else
+        the power model over their actual run time, times PUE, at the carbon intensity of their
+        zone while they ran (signals' history), plus the embodied share."""
         done = self.store.list_jobs(states=[JobState.SUCCEEDED, JobState.FAILED])
         for job in done:
             if job.id not in self._realized:
@@ -480,7 +502,8 @@ class Daemon:
         if opt is None or hours <= 0:
             return 0.0
         region = self.site.regions[opt.pool.region]
-        kwh = energy_kwh(1, opt.power_w, hours, region.pue)
+        kwh = (job.gpu_kwh * region.pue if job.gpu_kwh is not None
+               else energy_kwh(1, opt.power_w, hours, region.pue))
         try:
             end = max(job.ended_at, job.started_at + timedelta(hours=self.settings.slot_h))
             series = self.signals.history(region.zone, job.started_at, end,

@@ -267,6 +267,8 @@ class Job(JobSpec):
     started_at: AwareDatetime | None = None
     ended_at: AwareDatetime | None = None
     exit_code: int | None = None
+    gpu_kwh: float | None = None      # energy the last attempt's GPUs drew, measured (no PUE)
+    energy_meter: str | None = None   # how: "nvml-counter" | "nvml-power-samples"
 
     @property
     def active(self) -> bool:

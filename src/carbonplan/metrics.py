@@ -57,6 +57,12 @@ class Metrics:
                             registry=r)
         self.cycle_errors = Counter("carbonplan_cycle_errors", "Cycles that ended in an error",
                                     ["stage"], registry=r)
+        self.gpu_power = Gauge("carbonplan_gpu_power_watts",
+                               "Power draw of this host's GPUs (NVML; local executor)",
+                               ["gpu", "name"], registry=r)
+        self.gpu_power_limit = Gauge("carbonplan_gpu_power_limit_watts",
+                                     "Enforced power limit of this host's GPUs (NVML)",
+                                     ["gpu", "name"], registry=r)
         self._stopped = False
         self._last_ok = 0.0
         self._is_leader = False

@@ -182,6 +182,15 @@ def show(
         rows.append(("workdir", job.workdir))
     if job.env:
         rows.append(("env", ", ".join(sorted(job.env))))  # names only: values may be secrets
+    if job.started_at:
+        ran = f"attempt {job.attempt} on {job.ran_pool or '?'} ({job.executor or '?'}), " \
+              f"{fmt_time(job.started_at)} -> {fmt_time(job.ended_at) if job.ended_at else 'now'}"
+        if job.exit_code is not None:
+            ran += f", exit code {job.exit_code}"
+        rows.append(("ran", ran))
+    if job.gpu_kwh is not None:
+        rows.append(("GPU energy", f"{job.gpu_kwh:.3f} kWh measured ({job.energy_meter}), "
+                                   "before PUE"))
     for k, v in rows:
         spec.add_row(k, v)
     console.print(spec)

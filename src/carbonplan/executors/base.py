@@ -88,6 +88,8 @@ class JobUpdate:
     ended_at: datetime | None = None
     exit_code: int | None = None
     done_h: float | None = None  # checkpointed reference-GPU hours, on preemption
+    gpu_kwh: float | None = None  # energy the job's GPUs drew, measured (boards only, no PUE)
+    energy_meter: str | None = None  # how gpu_kwh was measured
     extra: dict[str, str] = field(default_factory=dict)
 
 

@@ -136,10 +136,13 @@ class LocalExecutor:
             code = int(info["code"])
             if job.state == JobState.CANCELLED:
                 return None
+            energy = info.get("energy") or {}
             return JobUpdate(job.id, JobState.SUCCEEDED if code == 0 else JobState.FAILED,
                              reason=f"exit code {code}", exit_code=code,
                              started_at=datetime.fromisoformat(info["started"]),
-                             ended_at=datetime.fromisoformat(info["ended"]))
+                             ended_at=datetime.fromisoformat(info["ended"]),
+                             gpu_kwh=energy["joules"] / 3.6e6 if "joules" in energy else None,
+                             energy_meter=energy.get("method"))
         running = _is_locked(d / "lock")
         if running and started_file.exists():
             if job.state == JobState.SUBMITTED:

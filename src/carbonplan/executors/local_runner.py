@@ -2,7 +2,8 @@
 
 `python -m carbonplan.executors.local_runner RUN_DIR` reads RUN_DIR/spec.json (argv, cwd, env),
 runs the command as an argument list (never a shell) with its output in RUN_DIR/output.log, and
-writes RUN_DIR/exit atomically when it ends. It holds an exclusive lock on RUN_DIR/lock while it
+writes RUN_DIR/exit atomically when it ends, with the energy its GPUs drew when NVML can read it
+(carbonplan.energy.nvml). It holds an exclusive lock on RUN_DIR/lock while it
 lives, and exits at once when another runner holds it or the attempt already ended: starting the
 same attempt twice runs it once. SIGTERM is passed on to the command's process group.
 """
@@ -17,12 +18,43 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+from carbonplan.energy.nvml import EnergyTracker, NvmlMeter
 
 
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def _track(visible: str | None) -> EnergyTracker | None:
+    """Start metering the boards the job sees; None where NVML cannot (fail open)."""
+    meter = NvmlMeter.open()
+    if meter is None:
+        return None
+    try:
+        boards = meter.boards(visible)
+        if not boards:
+            meter.close()
+            return None
+        return meter.track(boards).start()
+    except Exception:
+        meter.close()
+        return None
+
+
+def _energy(tracker: EnergyTracker | None) -> dict[str, Any] | None:
+    if tracker is None:
+        return None
+    try:
+        m = tracker.stop()
+        return m.as_json() if m is not None else None
+    except Exception:
+        return None
+    finally:
+        tracker.meter.close()
 
 
 def main(run_dir: str) -> int:
@@ -37,6 +69,7 @@ def main(run_dir: str) -> int:
     spec = json.loads((d / "spec.json").read_text())
     env = {**os.environ, **spec.get("env", {})}
     started = datetime.now(UTC).isoformat()
+    tracker = _track(env.get("CUDA_VISIBLE_DEVICES"))
     with open(d / "output.log", "ab") as out:
         try:
             child = subprocess.Popen(spec["argv"], cwd=spec.get("cwd") or None, env=env,
@@ -44,6 +77,7 @@ def main(run_dir: str) -> int:
                                      start_new_session=True)
         except OSError as exc:
             out.write(f"carbonplan: cannot start {spec['argv'][0]!r}: {exc}\n".encode())
+            _energy(tracker)
             _write_atomic(d / "exit", json.dumps({"code": 127, "started": started,
                                                   "ended": datetime.now(UTC).isoformat()}))
             return 0
@@ -60,7 +94,8 @@ def main(run_dir: str) -> int:
         signal.signal(signal.SIGINT, forward)
         code = child.wait()
     _write_atomic(d / "exit", json.dumps({"code": code, "started": started,
-                                          "ended": datetime.now(UTC).isoformat()}))
+                                          "ended": datetime.now(UTC).isoformat(),
+                                          "energy": _energy(tracker)}))
     return 0
 
 

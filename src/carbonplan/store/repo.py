@@ -59,12 +59,14 @@ def _job_from_row(r: JobRow) -> Job:
         external_id=r.external_id, submitted_at=r.submitted_at, updated_at=r.updated_at,
         attempt=r.attempt, done_h=r.done_h, executor=r.executor, executor_ref=r.executor_ref,
         ran_pool=r.ran_pool, started_at=r.started_at, ended_at=r.ended_at, exit_code=r.exit_code,
+        gpu_kwh=r.gpu_kwh, energy_meter=r.energy_meter,
     )
 
 
 # Execution fields a transition may set together with the state, in the same transaction.
 EXECUTION_FIELDS = frozenset({"attempt", "done_h", "executor", "executor_ref", "ran_pool",
-                              "started_at", "ended_at", "exit_code"})
+                              "started_at", "ended_at", "exit_code", "gpu_kwh",
+                              "energy_meter"})
 
 
 def _row_from_spec(spec: JobSpec, state: JobState, now: datetime) -> JobRow:
@@ -215,7 +217,7 @@ class Store:
         """Move a job to `to_state` and record the event, atomically.
 
         `updates` sets execution fields (attempt, done_h, executor, executor_ref, ran_pool,
-        started_at, ended_at, exit_code) in the same transaction.
+        started_at, ended_at, exit_code, gpu_kwh, energy_meter) in the same transaction.
 
         Raises:
             InputError: no such job.

@@ -57,6 +57,9 @@ class JobRow(SQLModel, table=True):
     started_at: datetime | None = Field(default=None, sa_column=_time(nullable=True))
     ended_at: datetime | None = Field(default=None, sa_column=_time(nullable=True))
     exit_code: int | None = None
+    # measured energy (0003)
+    gpu_kwh: float | None = None
+    energy_meter: str | None = None
 
 
 class JobEventRow(SQLModel, table=True):
