@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, func, insert
 from sqlmodel import Session, col, select
 
 from carbonplan.domain import (
@@ -164,6 +164,17 @@ class Store:
             raise InputError("job", f"no job {job_id}")
         return row
 
+    def _locked_jobs(self, s: Session, job_ids: Iterable[int]) -> dict[int, JobRow]:
+        """Many job rows in one query, locked in id order (no deadlock between writers)."""
+        ids = sorted(set(job_ids))
+        out: dict[int, JobRow] = {}
+        for i in range(0, len(ids), 500):  # SQLite's bound-parameter limit
+            q = select(JobRow).where(col(JobRow.id).in_(ids[i:i + 500])).order_by(col(JobRow.id))
+            if self.engine.dialect.name != "sqlite":
+                q = q.with_for_update()
+            out.update((r.id, r) for r in s.exec(q))
+        return out
+
     # -- jobs ----------------------------------------------------------------------------------
 
     def add_job(self, spec: JobSpec, *, actor: str = "cli", reason: str = "submitted",
@@ -230,7 +241,18 @@ class Store:
     def _transition_in(self, s: Session, job_id: int, to_state: JobState, *, reason: str,
                        actor: str, expect: Iterable[JobState] | None, now: datetime,
                        updates: dict[str, Any] | None) -> Job:
-        row = self._locked_job(s, job_id)
+        row = self._transition_row(s, job_id, to_state, reason=reason, actor=actor,
+                                   expect=expect, now=now, updates=updates)
+        s.flush()
+        return _job_from_row(row)
+
+    def _transition_row(self, s: Session, job_id: int, to_state: JobState, *, reason: str,
+                        actor: str, expect: Iterable[JobState] | None, now: datetime,
+                        updates: dict[str, Any] | None, row: JobRow | None = None) -> JobRow:
+        """The transition itself, on a row already loaded (and locked) or loaded here; the
+        caller flushes, so a batch of transitions writes once."""
+        if row is None:
+            row = self._locked_job(s, job_id)
         cur = JobState(row.state)
         if expect is not None and cur not in set(expect):
             raise TransitionError(f"job {job_id}", f"is {cur.value}, expected "
@@ -247,8 +269,7 @@ class Store:
         s.add(row)
         s.add(JobEventRow(job_id=job_id, at=now, from_state=cur.value, to_state=to_state.value,
                           reason=reason, actor=actor))
-        s.flush()
-        return _job_from_row(row)
+        return row
 
     def cancel(self, job_id: int, *, reason: str = "cancelled by user", actor: str = "cli",
                ) -> Job:
@@ -282,13 +303,17 @@ class Store:
             )
             s.add(row)
             s.flush()
-            s.add_all(PlacementRow(
-                plan_id=row.id, job_id=p.job_id, pool=p.pool, start=p.start, end=p.end,
-                segments_json=json.dumps([[a.isoformat(), b.isoformat()] for a, b in p.segments]),
-                units=p.units, energy_kwh=p.energy_kwh, kg_co2e=p.kg_co2e,
-                embodied_kg=p.embodied_kg, cost_usd=p.cost_usd,
-                explanation_json=json.dumps(p.explanation, default=str),
-            ) for p in plan.placements)
+            # one executemany through SQLAlchemy core: 10,000 placements in a fraction of the
+            # time ORM objects take
+            if plan.placements:
+                s.execute(insert(PlacementRow), [dict(
+                    plan_id=row.id, job_id=p.job_id, pool=p.pool, start=p.start, end=p.end,
+                    segments_json=json.dumps([[a.isoformat(), b.isoformat()]
+                                              for a, b in p.segments]),
+                    units=p.units, energy_kwh=p.energy_kwh, kg_co2e=p.kg_co2e,
+                    embodied_kg=p.embodied_kg, cost_usd=p.cost_usd,
+                    explanation_json=json.dumps(p.explanation, default=str),
+                ) for p in plan.placements])
             assert row.id is not None
             return row.id
 
@@ -404,15 +429,17 @@ class Store:
         with self.write() as s:
             rows = {r.key: r for r in s.exec(select(ActionRow).where(
                 col(ActionRow.key).in_([r["key"] for r in results])))}
+            jobs = self._locked_jobs(s, (rows[r["key"]].job_id for r in results
+                                         if r.get("transition") is not None))
             for r in results:
                 row = rows[r["key"]]
                 err = r.get("error", "")
                 tr: JobTransition | None = r.get("transition")
                 if tr is not None:
                     try:
-                        self._transition_in(s, row.job_id, tr.to_state, reason=tr.reason,
-                                            actor=tr.actor, expect=tr.expect, now=now,
-                                            updates=tr.updates)
+                        self._transition_row(s, row.job_id, tr.to_state, reason=tr.reason,
+                                             actor=tr.actor, expect=tr.expect, now=now,
+                                             updates=tr.updates, row=jobs.get(row.job_id))
                     except TransitionError as exc:
                         err = f"job state not updated: {exc.reason}"
                 row.state = "done" if r["ok"] else "failed"
