@@ -146,23 +146,19 @@ class NvmlMeter:
 
     def energy_j(self, boards: Sequence[int]) -> float | None:
         """Sum of the boards' energy counters in joules; None if any board has none."""
-        total = 0.0
-        for i in boards:
-            mj = self._try(self._nvml.nvmlDeviceGetTotalEnergyConsumption,
-                           self._nvml.nvmlDeviceGetHandleByIndex(i))
-            if mj is None:
-                return None
-            total += mj / 1000.0
-        return total
+        return self._sum(boards, self._nvml.nvmlDeviceGetTotalEnergyConsumption)
 
     def power_w(self, boards: Sequence[int]) -> float | None:
+        """The boards' power draw now, in watts; None if any cannot say."""
+        return self._sum(boards, self._nvml.nvmlDeviceGetPowerUsage)
+
+    def _sum(self, boards: Sequence[int], read_milli: Callable[[Any], Any]) -> float | None:
         total = 0.0
         for i in boards:
-            mw = self._try(self._nvml.nvmlDeviceGetPowerUsage,
-                           self._nvml.nvmlDeviceGetHandleByIndex(i))
-            if mw is None:
+            v = self._try(read_milli, self._nvml.nvmlDeviceGetHandleByIndex(i))
+            if v is None:
                 return None
-            total += mw / 1000.0
+            total += v / 1000.0  # NVML reports mJ and mW
         return total
 
     def track(self, boards: Sequence[int], sample_s: float = 1.0) -> EnergyTracker:
