@@ -55,6 +55,9 @@ class Status(Enum):
     FAILED = "FAILED"
     STOPPED = "STOPPED"
 
+    def is_terminal(self) -> bool:
+        return self.value in ("SUCCEEDED", "FAILED", "STOPPED")
+
 
 @dataclass
 class Info:
@@ -65,6 +68,7 @@ class Info:
     start_time: int | None = None
     end_time: int | None = None
     driver_exit_code: int | None = None
+    submission_id: str | None = None
 
 
 class FakeCluster:
@@ -94,6 +98,12 @@ class FakeCluster:
         self.submits.append(kw)
         self.jobs[sid] = Info(Status.PENDING, metadata=kw["metadata"])
         return sid
+
+    def list_jobs(self) -> list[Info]:
+        self._check()
+        for sid, info in self.jobs.items():
+            info.submission_id = sid
+        return list(self.jobs.values())
 
     def stop_job(self, sid: str) -> bool:
         self._check()
@@ -338,6 +348,45 @@ def test_a_silent_cluster_is_asked_once_per_poll(ex, fakes, clock) -> None:
     clock.now = NOW + timedelta(minutes=6)
     assert [u.state for u in ex.poll(jobs)] == [JobState.QUEUED] * 3
     assert len(calls) == 2
+
+
+def test_an_attempt_given_up_on_is_stopped_when_its_cluster_answers_again(ex, fakes,
+                                                                          clock) -> None:
+    """A partition, not a death: the cluster comes back with the lost attempt still running."""
+    mine = {"carbonplan_site": "test-site"}
+    j = running(ex, fakes)
+    eu = fakes["eu-north-1"]
+    eu.jobs["carbonplan-7-1"].metadata = mine
+    eu.jobs["carbonplan-9-1"] = Info(Status.RUNNING, metadata=mine)  # a newer start: adopted
+    eu.jobs["carbonplan-7-0"] = Info(Status.RUNNING, metadata={"carbonplan_site": "other"})
+    eu.jobs["someone-else"] = Info(Status.RUNNING)
+    assert ex.poll([j]) == []  # first contact: nothing stale yet
+    eu.up = False
+    clock.now = NOW + timedelta(minutes=1)
+    assert ex.poll([j]) == []  # silent from now on
+    clock.now = NOW + timedelta(minutes=7)
+    (u,) = ex.poll([j])
+    assert u.state == JobState.QUEUED
+    lost = j.model_copy(update={"state": JobState.QUEUED})
+    eu.up = True
+    clock.now += timedelta(minutes=1)
+    assert ex.poll([lost]) == []
+    assert eu.jobs["carbonplan-7-1"].status == Status.STOPPED  # would have run the job twice
+    assert eu.jobs["carbonplan-9-1"].status == Status.RUNNING  # not a job it knows to be lost
+    assert eu.jobs["carbonplan-7-0"].status == Status.RUNNING  # another site's
+    assert eu.jobs["someone-else"].status == Status.RUNNING
+
+
+def test_older_attempts_are_stopped_at_first_contact(ex, fakes) -> None:
+    """A restarted daemon: attempt 2 runs in the US, attempt 1 still runs in the EU."""
+    mine = {"carbonplan_site": "test-site"}
+    fakes["eu-north-1"].jobs["carbonplan-7-1"] = Info(Status.RUNNING, metadata=mine)
+    fakes["us-east-1"].jobs["carbonplan-7-2"] = Info(Status.RUNNING, metadata=mine)
+    j = job(state=JobState.RUNNING, executor="ray", executor_ref="us-east-1:carbonplan-7-2",
+            ran_pool=US, attempt=2, started_at=NOW)
+    ex.poll([j])
+    assert fakes["eu-north-1"].jobs["carbonplan-7-1"].status == Status.STOPPED
+    assert fakes["us-east-1"].jobs["carbonplan-7-2"].status == Status.RUNNING
 
 
 def test_a_head_restart_forgets_jobs_and_they_return_to_the_queue(ex, fakes) -> None:

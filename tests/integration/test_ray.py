@@ -357,6 +357,35 @@ def test_an_unreachable_cluster_fails_retryably_and_the_job_runs_elsewhere(site)
     assert done.state == JobState.SUCCEEDED and done.executor_ref.startswith("eu-north-1:")
 
 
+def test_a_partitioned_cluster_stops_the_attempt_carbonplan_gave_up_on(site,
+                                                                        tmp_path: Path) -> None:
+    """Cut off, not dead: the EU cluster keeps running attempt 1 while carbonplan, unable to
+    reach it, re-runs the job in the US; when the EU answers again attempt 1 is stopped."""
+    from ray.job_submission import JobSubmissionClient
+
+    store, ex, wd, cfg_path = site
+    job = add(store, wd, "partitioned", 60)
+    run_plan(store, ex, [place(job, EU_SPOT, datetime.now(UTC))],
+             until=frozenset({JobState.RUNNING}))
+    # the same site seen from the other side of a partition: EU's address leads nowhere
+    cut = make_executor(load_config(write_config(
+        tmp_path / "cut.toml", {"eu-north-1": f"http://127.0.0.1:{closed_port()}"})), store.url)
+    wait_for(lambda: (record(store, cut, [store.get_job(job.id)]),
+                      store.get_job(job.id).state)[1] == JobState.QUEUED, what="lost")
+    (again,) = run_plan(store, cut, [place(store.get_job(job.id), US_OD, datetime.now(UTC))],
+                        until=frozenset({JobState.RUNNING}))
+    assert again.attempt == 2
+    eu, us = JobSubmissionClient(EU_URL), JobSubmissionClient(US_URL)
+    first, second = submission_id(job.id, 1), submission_id(job.id, 2)
+    assert eu.get_job_status(first).value == "RUNNING"  # twice at once, for now
+    # the partition heals (a restarted daemon sees the same): attempt 1 is stopped, 2 goes on
+    healed = make_executor(load_config(cfg_path), store.url)
+    record(store, healed, [store.get_job(job.id)])
+    wait_for(lambda: eu.get_job_status(first).value == "STOPPED", what="attempt 1 stopped")
+    assert us.get_job_status(second).value == "RUNNING"
+    assert store.get_job(job.id).state == JobState.RUNNING
+
+
 def test_cancel_stops_the_ray_job(site) -> None:
     store, ex, wd, _ = site
     job = add(store, wd, "cancelled", 120)

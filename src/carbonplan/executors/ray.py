@@ -13,6 +13,7 @@ Imports domain, config, formulas and the executor protocol only.
 
 from __future__ import annotations
 
+import logging
 import re
 import shlex
 from collections.abc import Callable, Sequence
@@ -35,6 +36,8 @@ from carbonplan.executors.base import (
 
 if TYPE_CHECKING:
     from carbonplan.config import RayPoolEntry, SiteConfig
+
+log = logging.getLogger(__name__)
 
 META = "carbonplan_"  # prefix of the metadata keys carbonplan sets on a Ray job
 
@@ -65,6 +68,12 @@ class RayApiError(Exception):
 def submission_id(job_id: int, attempt: int) -> str:
     """The Ray submission id of one attempt: the same attempt always gets the same id."""
     return f"carbonplan-{job_id}-{attempt}"
+
+
+def parse_submission_id(sid: str) -> tuple[int, int] | None:
+    """'carbonplan-<job>-<attempt>' -> (job, attempt); None for anyone else's submission."""
+    m = re.fullmatch(r"carbonplan-(\d+)-(\d+)", sid)
+    return (int(m.group(1)), int(m.group(2))) if m else None
 
 
 def parse_ref(ref: str) -> tuple[str, str]:
@@ -194,6 +203,8 @@ class RayExecutor:
         self._clients: dict[str, Any] = {}
         self._silent_since: dict[str, datetime] = {}   # cluster -> first failed contact
         self._seen_running: dict[str, datetime] = {}   # submission id -> last seen RUNNING
+        self._swept: set[str] = set()  # clusters checked for stale attempts since they answered
+        self._sweep_failed: dict[str, datetime] = {}   # cluster -> last failed sweep
 
     @classmethod
     def from_config(cls, cfg: SiteConfig) -> RayExecutor:
@@ -238,6 +249,7 @@ class RayExecutor:
                 info = self._call(cluster, "get_job_info", sid)
             except Unreachable as exc:
                 down[cluster] = str(exc)
+                self._swept.discard(cluster)  # when it answers again, look for stale attempts
                 u = self._silent(job, cluster, sid, now, str(exc))
             except RayApiError as exc:
                 if exc.status != 404:
@@ -251,7 +263,48 @@ class RayExecutor:
                 u = self._update(job, cluster, sid, info, now)
             if u is not None:
                 updates.append(u)
+        self._sweep(jobs, down, now)
         return updates
+
+    def _sweep(self, jobs: Sequence[Job], down: dict[str, str], now: datetime) -> None:
+        """Stop attempts carbonplan gave up on that still run somewhere.
+
+        A cluster declared lost may only have been cut off (a partition, not a death): when it
+        answers again, an attempt of a job that since went back to the queue or started again
+        elsewhere would run the job twice. Once per cluster after it (re)appears, and at this
+        executor's first contact (a restarted daemon), every live submission of this site is
+        checked against the job's current attempt: older attempts, and the current one of a job
+        that is back in the queue, are stopped. A newer attempt than the store knows is never
+        touched: that is a start whose record a crash lost, which the retry adopts.
+        """
+        mine = {j.id: j for j in jobs if j.executor == self.name}
+        retry_after = max(self.lost_after, timedelta(seconds=60))
+        for cluster in self.clusters:
+            if cluster in self._swept or cluster in down or \
+                    now - self._sweep_failed.get(cluster, now - retry_after) < retry_after:
+                continue
+            try:
+                listed = self._call(cluster, "list_jobs")
+                for info in listed:
+                    ids = parse_submission_id(info.submission_id or "")
+                    if ids is None or info.status.is_terminal() or \
+                            (info.metadata or {}).get(f"{META}site") != self.site_name:
+                        continue
+                    job = mine.get(ids[0])
+                    if job is None or not (ids[1] < job.attempt or (
+                            ids[1] == job.attempt and job.state == JobState.QUEUED)):
+                        continue
+                    self._call(cluster, "stop_job", info.submission_id)
+                    self._seen_running.pop(info.submission_id, None)
+                    log.warning("stopped %s on Ray cluster %s: job %d is on attempt %d %s",
+                                info.submission_id, cluster, job.id, job.attempt,
+                                job.state.value)
+            except (Unreachable, RayApiError) as exc:
+                self._sweep_failed[cluster] = now
+                log.info("stale-attempt check of Ray cluster %s failed: %s", cluster, exc)
+                continue
+            self._swept.add(cluster)
+            self._sweep_failed.pop(cluster, None)
 
     def logs(self, job: Job, tail: int | None = None) -> str:
         """The job's driver output from its cluster.
