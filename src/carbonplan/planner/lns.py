@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,9 +23,10 @@ from carbonplan.planner.backends.base import Backend
 from carbonplan.planner.columns import ColumnSet, Schedule, contiguous_slots
 from carbonplan.planner.duals import Duals
 from carbonplan.planner.greedy import Residual, best_fit
-from carbonplan.planner.master import RowLayout, build_master
+from carbonplan.planner.master import MasterProblem, RowLayout, build_master
 from carbonplan.planner.prepare import Prepared
 from carbonplan.planner.pricing import DenseCandidates
+from carbonplan.planner.result import SolveResult
 
 KINDS = ("pool-window", "time-window", "expensive")
 
@@ -36,6 +38,7 @@ class LNSStats:
     iterations: int = 0
     improvements: int = 0
     seconds: float = 0.0
+    stale: int = 0        # improving answers dropped: the plan had changed under them
     by_kind: dict[str, list[int]] = field(default_factory=lambda: {k: [0, 0] for k in KINDS})
 
 
@@ -252,11 +255,22 @@ class LNS:
     # -- one move --------------------------------------------------------------------------------
     def improve(self, jobs: np.ndarray) -> float:
         """Re-optimize `jobs` exactly over their candidates; returns the objective gain ($)."""
+        move = self.build(jobs)
+        if move is None:
+            return 0.0
+        res = self.backend.solve(move.master, time_limit=self.sub_time_limit,
+                                 rel_gap=self.sub_rel_gap, warm_start=move.x0)
+        return self.apply(move, res)
+
+    def build(self, jobs: np.ndarray) -> Move | None:
+        """The sub-master of `jobs` (candidates, focus columns, current columns) with the
+        capacity the other jobs leave, warm-started from the incumbent; None if `jobs` is empty.
+        """
         prep, cols, inc = self.prep, self.cols, self.inc
         inst, cc = prep.inst, prep.cc
         jobs = np.unique(np.asarray(jobs, dtype=np.int64))
         if jobs.size == 0:
-            return 0.0
+            return None
         cur = inc.chosen[jobs]
         which = np.concatenate([self.cand_idx[self.cand_ptr[j]:self.cand_ptr[j + 1]]
                                 for j in jobs] + [self.focus_columns(jobs), cur[cur >= 0]])
@@ -293,20 +307,40 @@ class LNS:
         planned = cur >= 0
         x0[pos[cur[planned]]] = 1.0
         x0[len(which) + np.flatnonzero(~planned)] = 1.0
-        before = float(master.c @ x0)
-        res = self.backend.solve(master, time_limit=self.sub_time_limit,
-                                 rel_gap=self.sub_rel_gap, warm_start=x0)
+        return Move(jobs=jobs, cur=cur, which=which, job_row=layout.job_row, master=master,
+                    x0=x0)
+
+    def apply(self, move: Move, res: SolveResult) -> float:
+        """Adopt the sub-solve's answer when it is cheaper and still fits; returns the gain ($).
+
+        A move built from an older incumbent (another move was applied while it was solved) is
+        adopted only if its jobs are where it found them and its new columns fit what is left
+        now, so the plan stays feasible and never gets worse.
+        """
         if not res.has_solution:
             return 0.0
+        master, jobs, which = move.master, move.jobs, move.which
+        before = float(master.c @ move.x0)
         x = np.asarray(res.solution)
         after = float(master.c @ x)
         if not after < before - 1e-7 * max(1.0, abs(before)):
             return 0.0
+        if not np.array_equal(self.inc.chosen[jobs], move.cur):
+            self.stats.stale += 1
+            return 0.0
         new = np.full(jobs.size, -1, dtype=np.int64)
         on = np.flatnonzero(x[:len(which)] > 0.5)
-        row_of = layout.job_row
-        new[row_of[cols.job[which[on]]]] = which[on]
-        inc.set_jobs(jobs, new)
+        new[move.job_row[self.cols.job[which[on]]]] = which[on]
+        inc, cols, prep = self.inc, self.cols, self.prep
+        inc.set_jobs(jobs, np.full(jobs.size, -1, dtype=np.int64))
+        for j, c in zip(jobs, new, strict=True):
+            if c >= 0 and not inc.res.fits(prep, int(j), int(cols.pool[c]),
+                                           cols.column_slots(c), float(cols.t_co2e[c])):
+                inc.set_jobs(jobs, move.cur)
+                self.stats.stale += 1
+                return 0.0
+            if c >= 0:
+                inc.set_jobs(np.array([j]), np.array([c]))
         return before - after
 
     def one_opt(self, *, time_limit: float, sweeps: int = 8) -> int:
@@ -341,9 +375,29 @@ class LNS:
         self._refresh()
         return moves
 
+    def _kind(self) -> str:
+        kinds = list(self.weights)
+        w = np.array([self.weights[k] for k in kinds])
+        return kinds[int(self.rng.choice(len(kinds), p=w / w.sum()))]
+
+    def _record(self, kind: str, gain: float) -> None:
+        self.stats.iterations += 1
+        self.stats.by_kind[kind][0] += 1
+        if gain > 0:
+            self.stats.improvements += 1
+            self.stats.by_kind[kind][1] += 1
+        self.weights[kind] = 0.8 * self.weights[kind] + 0.2 * (1.0 if gain > 0 else 0.1)
+        self.weights[kind] = max(self.weights[kind], 0.05)
+
     def run(self, *, time_limit: float, target: float = -np.inf,
-            on_iteration: Callable[[int, float], None] | None = None) -> LNSStats:
-        """Improve until the incumbent objective reaches `target` or time runs out."""
+            on_iteration: Callable[[int, float], None] | None = None,
+            workers: int = 1) -> LNSStats:
+        """Improve until the incumbent objective reaches `target` or time runs out.
+
+        With `workers` > 1, that many sub-MIPs are solved at once in threads (the solver
+        releases the GIL), on neighbourhoods that share no job; each answer is adopted only if
+        it still fits (`apply`); a sub-MIP's time limit is capped at the time left.
+        """
         t0 = time.perf_counter()
         if self.free_jobs.size <= self.max_jobs:
             # one neighbourhood holds every job: a single exact solve is the whole search
@@ -351,23 +405,58 @@ class LNS:
             self.stats.iterations += 1
             self.stats.seconds += time.perf_counter() - t0
             return self.stats
-        while time.perf_counter() - t0 < time_limit and self.inc.objective > target:
-            kinds = list(self.weights)
-            w = np.array([self.weights[k] for k in kinds])
-            kind = kinds[int(self.rng.choice(len(kinds), p=w / w.sum()))]
-            jobs = self.neighbourhood(kind)
-            gain = self.improve(jobs)
-            self.stats.iterations += 1
-            self.stats.by_kind[kind][0] += 1
-            if gain > 0:
-                self.stats.improvements += 1
-                self.stats.by_kind[kind][1] += 1
-            self.weights[kind] = 0.8 * self.weights[kind] + 0.2 * (1.0 if gain > 0 else 0.1)
-            self.weights[kind] = max(self.weights[kind], 0.05)
-            if on_iteration:
-                on_iteration(self.stats.iterations, self.inc.objective)
+
+        def left() -> float:
+            return time_limit - (time.perf_counter() - t0)
+
+        if workers <= 1:
+            while left() > 0 and self.inc.objective > target:
+                kind = self._kind()
+                self._record(kind, self.improve(self.neighbourhood(kind)))
+                if on_iteration:
+                    on_iteration(self.stats.iterations, self.inc.objective)
+            self.stats.seconds += time.perf_counter() - t0
+            return self.stats
+        busy = np.zeros(self.prep.n_jobs, dtype=bool)
+        flight: dict[Future, tuple[Move, str]] = {}
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            while flight or (left() > 0 and self.inc.objective > target):
+                while (len(flight) < workers and left() > min(self.sub_time_limit, 0.05)
+                       and self.inc.objective > target):
+                    kind = self._kind()
+                    jobs = self.neighbourhood(kind)
+                    move = self.build(jobs[~busy[jobs]])
+                    if move is None:
+                        self._record(kind, 0.0)
+                        continue
+                    busy[move.jobs] = True
+                    fut = pool.submit(self.backend.solve, move.master,
+                                      time_limit=min(self.sub_time_limit, max(left(), 0.01)),
+                                      rel_gap=self.sub_rel_gap, warm_start=move.x0)
+                    flight[fut] = (move, kind)
+                if not flight:
+                    break
+                done, _ = wait(list(flight), return_when=FIRST_COMPLETED)
+                for fut in done:
+                    move, kind = flight.pop(fut)
+                    busy[move.jobs] = False
+                    self._record(kind, self.apply(move, fut.result()))
+                    if on_iteration:
+                        on_iteration(self.stats.iterations, self.inc.objective)
         self.stats.seconds += time.perf_counter() - t0
         return self.stats
+
+
+@dataclass(eq=False)
+class Move:
+    """A built sub-master: the freed jobs, their columns when built, and the warm start."""
+
+    jobs: np.ndarray      # int (n,) freed jobs (sorted)
+    cur: np.ndarray       # int (n,) their columns when built (-1: unplanned)
+    which: np.ndarray     # int (k,) candidate columns (variables 0..k-1 of the master)
+    job_row: np.ndarray   # int (J,) row of each job in the master (-1: not freed)
+    master: MasterProblem
+    x0: np.ndarray        # float (k + n,) the incumbent as a 0/1 vector
 
 
 def column_reduced_costs(prep: Prepared, cols: ColumnSet, which: np.ndarray,
