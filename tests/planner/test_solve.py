@@ -78,10 +78,13 @@ def test_no_free_jobs() -> None:
     assert res.schedule.pool[1] == -1
 
 
-def test_ascent_mode_for_large_instances_gives_a_valid_bound() -> None:
-    inst = tiny_instance(10, n_jobs=3, n_pools=2, n_slots=8)
+@pytest.mark.parametrize("seed", [10, 11, 12])
+@pytest.mark.parametrize("tie_break", [True, False])
+def test_ascent_mode_for_large_instances_gives_a_valid_bound(seed: int, tie_break: bool) -> None:
+    inst = tiny_instance(seed, n_jobs=3, n_pools=2, n_slots=8, capacity=(1, 1))
     best, _ = brute_force(inst)
-    res = plan(inst, time_limit=3.0, rel_gap=1e-6, options=PlanOptions(lp_max_jobs=0))
+    res = plan(inst, time_limit=3.0, rel_gap=1e-6,
+               options=PlanOptions(lp_max_jobs=0, tie_break=tie_break))
     assert res.result.bound <= best + 1e-6
     assert res.result.objective == pytest.approx(best, rel=1e-9, abs=1e-7)
 

@@ -34,6 +34,7 @@ from carbonplan.planner.backends import Backend, get_backend
 from carbonplan.planner.bound import ascend
 from carbonplan.planner.cg import CGResult, add_priced_columns, best_pairs, column_generation
 from carbonplan.planner.columns import ColumnSet, Schedule, contiguous_slots
+from carbonplan.planner.continuation import ascend_by_continuation
 from carbonplan.planner.duals import Duals
 from carbonplan.planner.evaluate import Evaluation, evaluate
 from carbonplan.planner.greedy import Residual, place_dense
@@ -53,6 +54,8 @@ class PlanOptions:
     lp_max_jobs: int = 1000         # column generation on the LP master up to this many jobs;
                                     # beyond, the bound comes from the pricing-only ascent
     bound_share: float = 0.4        # time share of the ascent when it provides the bound
+    tie_break: bool = True          # that ascent by continuation on tie-broken costs
+                                    # (continuation.py); False: the plain ascent
     ascent_iters: int = 0           # ascent iterations before column generation (LP mode)
     ascent_share: float = 0.15      # at most this share of the time limit for that ascent
     cg_share: float = 0.45          # at most this share (cumulative) until CG stops
@@ -157,7 +160,8 @@ def plan(inst: object, *, backend: str | Backend = "highs", time_limit: float = 
     # -- incumbents: greedy policy, dual-priced greedy at zero prices, warm start ----------------
     y0 = duals.projected() if duals is not None else Duals.zeros(
         prep.inst.n_pools, len(prep.inst.site_names), prep.inst.n_slots)
-    starts = [adopt(prep, cols, greedy_schedule(prep, pricer))]
+    first_come = greedy_schedule(prep, pricer)  # also the ascent's tie-breaker (continuation)
+    starts = [adopt(prep, cols, first_come)]
     if warm_start is not None:
         starts.insert(0, adopt(prep, cols, warm_start))
     starts += dual_greedy(prep, pricer, cols, y0, rounds=2)
@@ -184,9 +188,14 @@ def plan(inst: object, *, backend: str | Backend = "highs", time_limit: float = 
             if it % 10 == 0:
                 report("bound", f"Lagrangian ascent {it}")
 
-        asc = ascend(pricer, y0, best.objective, max_iter=iters,
-                     time_limit=max(share * time_limit - elapsed(), 0.0),
-                     tol=opt.cg_tol * rel_gap, alpha=0.3, on_iteration=on_ascent)
+        if use_lp or not opt.tie_break:
+            asc = ascend(pricer, y0, best.objective, max_iter=iters,
+                         time_limit=max(share * time_limit - elapsed(), 0.0),
+                         tol=opt.cg_tol * rel_gap, alpha=0.3, on_iteration=on_ascent)
+        else:  # the bound of a large instance: continuation on tie-broken costs
+            asc = ascend_by_continuation(pricer, y0, best.objective, first_come,
+                                         time_limit=max(share * time_limit - elapsed(), 0.0),
+                                         tol=opt.cg_tol * rel_gap, on_iteration=on_ascent)
         if asc.bound > bound:
             y_start, bound, res0 = asc.duals, asc.bound, asc.pricing
     state["bound"] = bound
