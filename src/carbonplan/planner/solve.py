@@ -40,10 +40,12 @@ from carbonplan.planner.evaluate import Evaluation, evaluate
 from carbonplan.planner.greedy import Residual, place_dense
 from carbonplan.planner.lns import LNS, Incumbent, LNSStats, column_reduced_costs
 from carbonplan.planner.master import RowLayout, build_master
+from carbonplan.planner.pausable_enum import TooMany, pausable_columns_under
 from carbonplan.planner.policies import greedy_schedule
 from carbonplan.planner.polish import shift_earlier
 from carbonplan.planner.prepare import Prepared, frozen_schedule, prepare
 from carbonplan.planner.pricing import Pricer, PricingResult
+from carbonplan.planner.restricted_bound import restricted_bound, restricted_plan, within_gap
 from carbonplan.planner.result import SolveResult, Termination, relative_gap
 
 
@@ -70,7 +72,11 @@ class PlanOptions:
     completion_columns: int = 20000  # enumerate all columns within the gap up to this many
     completion_max_jobs: int = 2000  # try the completion only up to this many jobs
     completion_share: float = 0.25  # time share of the first completion attempt
-    pausable_enum_window: int = 12  # exhaustive pausable enumeration up to this window (slots)
+    restricted_max_jobs: int = 200  # restricted integer master (plan and bound) up to this many
+    restricted_columns: int = 60000  # ... and this many columns within the gap
+    restricted_share: float = 0.25  # time share of each of its two solves
+    pausable_enum_window: int = 12  # exhaustive pausable enumeration up to this window (slots);
+                                    # wider ones by a search pruned at the gap (pausable_enum)
     workers: int = 1                # sub-MIPs solved at once by the search (threads, HiGHS
                                     # only); 2 doubled the sub-MIPs solved on 1,000 x 12 x 72 but
                                     # not measurably the gap on the shared 2-core machine
@@ -227,6 +233,24 @@ def plan(inst: object, *, backend: str | Backend = "highs", time_limit: float = 
         if inc.objective < best.objective - 1e-9:
             best = inc
     state["objective"] = best.objective
+    if (use_lp and relative_gap(best.objective, bound) > rel_gap
+            and n_free <= opt.restricted_max_jobs):
+        # small instances: the integer master restricted by reduced cost, for a better plan and
+        # a bound beyond the LP (restricted_bound.py)
+        exact, pj, pp, delta = within_gap(prep, pricer, cols, best.objective, y_best, pricing)
+        if len(exact) <= opt.restricted_columns:
+            if restricted_plan(prep, cols, best, exact,
+                               time_limit=min(opt.restricted_share * time_limit,
+                                              max(time_limit - elapsed(), 0.0))):
+                state["objective"] = best.objective
+            rb = restricted_bound(prep, cols, best.objective, exact, pj, pp, delta,
+                                  time_limit=min(opt.restricted_share * time_limit,
+                                                 max(time_limit - elapsed(), 0.0)),
+                                  max_columns=opt.restricted_columns)
+            if rb > bound:
+                bound = state["bound"] = rb
+            report("bound", "restricted integer master")
+        tick = mark("restricted", tick)
     cand_ptr, cand_idx = candidates(prep, pricer, cols, y_best, pricing, cg, best.chosen,
                                     opt.top_k)
     lns = LNS(prep, cols, cand_ptr, cand_idx, best, y_best, pricing.job_rc, be, seed=opt.seed,
@@ -428,8 +452,8 @@ def complete(prep: Prepared, pricer: Pricer, cols: ColumnSet, inc: Incumbent, du
     excess = dense.cost - m[:, None, None]
     pick = np.isfinite(dense.cost) & (excess <= delta + 1e-9)
     count = int(pick.sum())
-    # pausable pairs: enumerate exhaustively when their window is small, skip when even their
-    # cheapest column is outside the gap
+    # pausable pairs: skip when even their cheapest column is outside the gap; enumerate the
+    # rest exhaustively when their window is small, else by a search pruned at the gap
     paus_pairs = []
     pj, pp = np.nonzero(prep.inst.pausable[:, None] & prep.inst.eligible
                         & prep.free[:, None])
@@ -438,9 +462,6 @@ def complete(prep: Prepared, pricer: Pricer, cols: ColumnSet, inc: Incumbent, du
             continue
         if pricing.pair_rc[j, p] - m[j] > delta + 1e-9:
             continue
-        width = int(prep.win.latest_end[j, p] - prep.win.earliest[j])
-        if width > opt.pausable_enum_window:
-            return False
         paus_pairs.append((int(j), int(p)))
     if count > opt.completion_columns:
         return False
@@ -449,7 +470,18 @@ def complete(prep: Prepared, pricer: Pricer, cols: ColumnSet, inc: Incumbent, du
     indptr, slots = contiguous_slots(ss, inst.duration_slots[jj, pp_])
     parts = [cols.add(inst, prep.cc, jj, pp_, indptr, slots)]
     for j, p in paus_pairs:
-        ip, sl = enumerate_pausable(prep, j, p)
+        width = int(prep.win.latest_end[j, p] - prep.win.earliest[j])
+        if width <= opt.pausable_enum_window:
+            ip, sl = enumerate_pausable(prep, j, p)
+        else:
+            try:
+                ip, sl = pausable_columns_under(prep, j, p, duals, float(m[j] + delta),
+                                                max_columns=opt.completion_columns - count)
+            except TooMany:
+                return False
+        count += len(ip) - 1
+        if count > opt.completion_columns:
+            return False
         if len(ip) > 1:
             idx = cols.add(inst, prep.cc, np.full(len(ip) - 1, j), np.full(len(ip) - 1, p), ip,
                            sl)
