@@ -32,9 +32,11 @@ def test_place_dense_respects_capacity() -> None:
                        (inst.power_cap_kw - kw)[np.isfinite(res.power)])
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_lns_never_worsens_and_keeps_residuals_consistent(workers: int) -> None:
-    inst = tiny_instance(21, n_jobs=40, n_pools=4, n_slots=16, capacity=(2, 4))
+def _search_on(seed: int):
+    """A 40-job instance, its dual-priced greedy plan and a search over it."""
+    from carbonplan.planner.cg import CGResult
+
+    inst = tiny_instance(seed, n_jobs=40, n_pools=4, n_slots=16, capacity=(2, 4))
     prep = prepare(inst)
     pricer = Pricer(prep)
     cols = ColumnSet.empty()
@@ -42,12 +44,16 @@ def test_lns_never_worsens_and_keeps_residuals_consistent(workers: int) -> None:
     chosen = dual_greedy(prep, pricer, cols, y, rounds=1)[0]
     inc = Incumbent(prep, cols, chosen)
     res = pricer.price(y)
-    from carbonplan.planner.cg import CGResult
-
     cg = CGResult(duals=y, bound=res.lagrangian, lp_objective=np.inf, lp=None, pricing=res)
     ptr, idx = candidates(prep, pricer, cols, y, res, cg, chosen, 5)
     lns = LNS(prep, cols, ptr, idx, inc, y, res.job_rc, get_backend("highs"), max_jobs=8,
               window=4, dense=pricer.dense(y))
+    return inst, prep, inc, lns
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_lns_never_worsens_and_keeps_residuals_consistent(workers: int) -> None:
+    inst, prep, inc, lns = _search_on(21)
     objs = [inc.objective]
     lns.one_opt(time_limit=5.0)
     objs.append(inc.objective)
@@ -61,27 +67,14 @@ def test_lns_never_worsens_and_keeps_residuals_consistent(workers: int) -> None:
 
 def test_stale_move_is_dropped_and_plan_stays_feasible() -> None:
     """A sub-MIP answer computed against an older plan is adopted only if it still fits."""
-    inst = tiny_instance(22, n_jobs=40, n_pools=4, n_slots=16, capacity=(2, 4))
-    prep = prepare(inst)
-    pricer = Pricer(prep)
-    cols = ColumnSet.empty()
-    y = Duals.zeros(4, 2, 16)
-    chosen = dual_greedy(prep, pricer, cols, y, rounds=1)[0]
-    inc = Incumbent(prep, cols, chosen)
-    res = pricer.price(y)
-    from carbonplan.planner.cg import CGResult
-
-    cg = CGResult(duals=y, bound=res.lagrangian, lp_objective=np.inf, lp=None, pricing=res)
-    ptr, idx = candidates(prep, pricer, cols, y, res, cg, chosen, 5)
-    be = get_backend("highs")
-    lns = LNS(prep, cols, ptr, idx, inc, y, res.job_rc, be, max_jobs=8, window=4,
-              dense=pricer.dense(y))
+    inst, prep, inc, lns = _search_on(22)
     jobs = np.flatnonzero(prep.free)
     first, second = lns.build(jobs[:20]), lns.build(jobs[10:30])
     assert first is not None and second is not None
     before = inc.objective
     for move in (first, second):  # the second was built before the first was applied
-        out = be.solve(move.master, time_limit=5.0, rel_gap=0.0, warm_start=move.x0)
+        out = get_backend("highs").solve(move.master, time_limit=5.0, rel_gap=0.0,
+                                         warm_start=move.x0)
         lns.apply(move, out)
         assert inc.objective <= before + 1e-9
         before = inc.objective

@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from carbonplan.planner.backends import get_backend
+from carbonplan.planner.backends import Backend, get_backend
 from carbonplan.planner.columns import ColumnSet, contiguous_slots, move_penalty
 from carbonplan.planner.duals import Duals
 from carbonplan.planner.lns import Incumbent
 from carbonplan.planner.master import RowLayout, build_master
 from carbonplan.planner.prepare import Prepared
 from carbonplan.planner.pricing import Pricer, PricingResult
+from carbonplan.planner.result import SolveResult
 
 
 def within_gap(prep: Prepared, pricer: Pricer, cols: ColumnSet, incumbent: float,
@@ -56,11 +57,10 @@ def within_gap(prep: Prepared, pricer: Pricer, cols: ColumnSet, incumbent: float
     return exact, pairs_j, pairs_p, delta
 
 
-def restricted_plan(prep: Prepared, cols: ColumnSet, inc: Incumbent, exact: np.ndarray, *,
-                    time_limit: float) -> bool:
-    """The integer master over `exact` and the incumbent's columns, warm-started; adopts a
-    better plan into `inc`. Returns whether it did."""
-    which = np.unique(np.concatenate([exact, inc.chosen[inc.chosen >= 0]]))
+def solve_over(prep: Prepared, cols: ColumnSet, inc: Incumbent, which: np.ndarray,
+               backend: Backend, *, time_limit: float, rel_gap: float) -> SolveResult:
+    """The integer master over columns `which` (which must hold the incumbent's), warm-started
+    from the incumbent; a better answer is adopted into `inc`."""
     jobs = np.flatnonzero(prep.free)
     layout = RowLayout(prep, jobs)
     master = build_master(prep, cols, which, layout, integer=True)
@@ -70,15 +70,25 @@ def restricted_plan(prep: Prepared, cols: ColumnSet, inc: Incumbent, exact: np.n
     cur = inc.chosen[jobs]
     x0[pos[cur[cur >= 0]]] = 1.0
     x0[len(which) + np.flatnonzero(cur < 0)] = 1.0
-    res = get_backend("highs").solve(master, time_limit=time_limit, rel_gap=1e-6, warm_start=x0)
-    if not (res.has_solution and res.objective < inc.objective - 1e-9):
-        return False
-    x = np.asarray(res.solution)
-    on = np.flatnonzero(x[:len(which)] > 0.5)
-    new = np.full(len(jobs), -1, dtype=np.int64)
-    new[layout.job_row[cols.job[which[on]]]] = which[on]
-    inc.set_jobs(jobs, new)
-    return True
+    res = backend.solve(master, time_limit=time_limit, rel_gap=rel_gap, warm_start=x0)
+    if res.has_solution and res.objective < inc.objective - 1e-9:
+        x = np.asarray(res.solution)
+        on = np.flatnonzero(x[:len(which)] > 0.5)
+        new = np.full(len(jobs), -1, dtype=np.int64)
+        new[layout.job_row[cols.job[which[on]]]] = which[on]
+        inc.set_jobs(jobs, new)
+    return res
+
+
+def restricted_plan(prep: Prepared, cols: ColumnSet, inc: Incumbent, exact: np.ndarray, *,
+                    time_limit: float) -> bool:
+    """The integer master over `exact` and the incumbent's columns, by HiGHS; adopts a better
+    plan into `inc`. Returns whether it did."""
+    before = inc.objective
+    which = np.unique(np.concatenate([exact, inc.chosen[inc.chosen >= 0]]))
+    solve_over(prep, cols, inc, which, get_backend("highs"), time_limit=time_limit,
+               rel_gap=1e-6)
+    return inc.objective < before - 1e-9
 
 
 def restricted_bound(prep: Prepared, cols: ColumnSet, incumbent: float, exact: np.ndarray,

@@ -39,13 +39,17 @@ from carbonplan.planner.duals import Duals
 from carbonplan.planner.evaluate import Evaluation, evaluate
 from carbonplan.planner.greedy import Residual, place_dense
 from carbonplan.planner.lns import LNS, Incumbent, LNSStats, column_reduced_costs
-from carbonplan.planner.master import RowLayout, build_master
 from carbonplan.planner.pausable_enum import TooMany, pausable_columns_under
 from carbonplan.planner.policies import greedy_schedule
 from carbonplan.planner.polish import shift_earlier
 from carbonplan.planner.prepare import Prepared, frozen_schedule, prepare
 from carbonplan.planner.pricing import Pricer, PricingResult
-from carbonplan.planner.restricted_bound import restricted_bound, restricted_plan, within_gap
+from carbonplan.planner.restricted_bound import (
+    restricted_bound,
+    restricted_plan,
+    solve_over,
+    within_gap,
+)
 from carbonplan.planner.result import SolveResult, Termination, relative_gap
 
 
@@ -491,22 +495,7 @@ def complete(prep: Prepared, pricer: Pricer, cols: ColumnSet, inc: Incumbent, du
     which = np.unique(np.concatenate(parts))
     if which.size > opt.completion_columns:
         return False
-    jobs = np.flatnonzero(prep.free)
-    layout = RowLayout(prep, jobs)
-    master = build_master(prep, cols, which, layout, integer=True)
-    pos = np.full(len(cols), -1, dtype=np.int64)
-    pos[which] = np.arange(len(which))
-    x0 = np.zeros(master.n_vars)
-    cur = inc.chosen[jobs]
-    x0[pos[cur[cur >= 0]]] = 1.0
-    x0[len(which) + np.flatnonzero(cur < 0)] = 1.0
-    res = backend.solve(master, time_limit=time_limit, rel_gap=0.0, warm_start=x0)
-    if res.has_solution and res.objective < inc.objective - 1e-9:
-        x = np.asarray(res.solution)
-        on = np.flatnonzero(x[:len(which)] > 0.5)
-        new = np.full(len(jobs), -1, dtype=np.int64)
-        new[layout.job_row[cols.job[which[on]]]] = which[on]
-        inc.set_jobs(jobs, new)
+    res = solve_over(prep, cols, inc, which, backend, time_limit=time_limit, rel_gap=0.0)
     return res.termination is Termination.OPTIMAL
 
 
