@@ -20,8 +20,16 @@ cmd=${1:-}; state=$(realpath -m "${2:-.}")
 export RAY_USAGE_STATS_ENABLED=0
 # a job whose resources no node has fails after this many seconds instead of 900 (Ray's default)
 export RAY_JOB_START_TIMEOUT_SECONDS=${RAY_JOB_START_TIMEOUT_SECONDS:-15}
+# a loaded machine (CI) may need more than Ray's default 30 s for the raylet to register
+export RAY_raylet_start_wait_time_s=${RAY_raylet_start_wait_time_s:-90}
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+alive() {  # PID: running, not a zombie
+  local st
+  st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+  [[ $st != Z* ]]
+}
 
 free_ports() {  # N distinct ports free right now
   python3 -c 'import socket, sys
@@ -30,7 +38,18 @@ for s in socks: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
 }
 
-head_up() {  # NAME RESOURCES_JSON [NUM_GPUS]
+head_up() {  # NAME RESOURCES_JSON [NUM_GPUS]: up to three tries (a head can fail its start)
+  local try
+  for try in 1 2 3; do
+    if head_try "$@"; then return 0; fi
+    echo "ray.sh: $1 failed to start (try $try of 3)" >&2
+    tail -5 "$state/ray/$1/ray.log" >&2 || true
+    head_down "$1" >/dev/null 2>&1 || true
+  done
+  exit 1
+}
+
+head_try() {  # NAME RESOURCES_JSON [NUM_GPUS]; returns 1 when the head died while starting
   local name=$1 res=$2 gpus=${3:-4}
   local dir=$state/ray/$name ray_bin
   ray_bin=$(command -v ray) || { echo "ray.sh: ray is not on PATH (activate the venv)" >&2; exit 1; }
@@ -54,14 +73,17 @@ head_up() {  # NAME RESOURCES_JSON [NUM_GPUS]
     >"$dir/ray.log" 2>&1 </dev/null &
   local pid=$!
   echo "$pid" >"$dir/pid"; echo "$gcs $dash" >"$dir/ports"
-  for _ in $(seq 1 1200); do
-    if curl -sf "http://127.0.0.1:$dash/api/version" >/dev/null 2>&1; then
+  # up = the dashboard answers AND `ray start` says the runtime started: the dashboard can answer
+  # while the raylet still fails to register, after which the whole head shuts down
+  for _ in $(seq 1 1800); do
+    if grep -q "Ray runtime started" "$dir/ray.log" 2>/dev/null &&
+        curl -sf "http://127.0.0.1:$dash/api/version" >/dev/null 2>&1; then
       echo "ray $name up: http://127.0.0.1:$dash (pid $pid, ${SECONDS}s)"; return 0
     fi
-    kill -0 "$pid" 2>/dev/null || { echo "ray.sh: $name died" >&2; tail -30 "$dir/ray.log" >&2; exit 1; }
+    alive "$pid" || return 1
     sleep 0.1
   done
-  echo "ray.sh: $name not up after 120 s" >&2; tail -30 "$dir/ray.log" >&2; exit 1
+  echo "ray.sh: $name not up after 180 s" >&2; tail -30 "$dir/ray.log" >&2; return 1
 }
 
 url_of() { echo "http://127.0.0.1:$(cut -d' ' -f2 "$state/ray/$1/ports")"; }
