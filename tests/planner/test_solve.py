@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from carbonplan.planner.prepare import prepare
@@ -17,6 +17,9 @@ FAST = dict(time_limit=5.0, rel_gap=1e-6)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# a bound from the restricted master once leaked into the completion's reduced-cost gap, which
+# then dropped the optimal pausable column and "proved" a worse plan optimal
+@example(seed=3710, pausable=0.5, power=True, budget=True, owned=False)
 @given(seed=st.integers(0, 100_000), pausable=st.sampled_from([0.0, 0.5]),
        power=st.booleans(), budget=st.booleans(), owned=st.booleans())
 def test_tiny_plans_match_brute_force(seed, pausable, power, budget, owned) -> None:

@@ -275,7 +275,7 @@ def plan(inst: object, *, backend: str | Backend = "highs", time_limit: float = 
     target = bound / (1 - rel_gap) if bound > 0 else bound
     proved = False
     if relative_gap(best.objective, bound) > rel_gap and n_free <= opt.completion_max_jobs:
-        proved = complete(prep, pricer, cols, best, y_best, pricing, bound, be,
+        proved = complete(prep, pricer, cols, best, y_best, pricing, be,
                           time_limit=max(min(time_limit - elapsed(),
                                              opt.completion_share * time_limit), 0.0), opt=opt)
         tick = mark("completion", tick)
@@ -287,7 +287,7 @@ def plan(inst: object, *, backend: str | Backend = "highs", time_limit: float = 
         tick = mark("search", tick)
         if (time_limit - elapsed() > 0 and relative_gap(best.objective, bound) > rel_gap
                 and n_free <= opt.completion_max_jobs):
-            proved = complete(prep, pricer, cols, best, y_best, pricing, bound, be,
+            proved = complete(prep, pricer, cols, best, y_best, pricing, be,
                               time_limit=time_limit - elapsed(), opt=opt)
             tick = mark("completion", tick)
     objective = best.objective
@@ -438,17 +438,19 @@ def candidates(prep: Prepared, pricer: Pricer, cols: ColumnSet, duals: Duals,
 
 
 def complete(prep: Prepared, pricer: Pricer, cols: ColumnSet, inc: Incumbent, duals: Duals,
-             pricing: PricingResult, bound: float, backend: Backend, *, time_limit: float,
+             pricing: PricingResult, backend: Backend, *, time_limit: float,
              opt: PlanOptions) -> bool:
     """Add every column within the gap and solve the integer master exactly.
 
     Any plan cheaper than the incumbent uses only columns whose reduced cost exceeds its job's
-    Lagrangian minimum by less than (incumbent - bound) (docs/model.md), so when all of them fit
-    in `opt.completion_columns` and the exact solve ends optimal, the result is proved optimal.
+    Lagrangian minimum by less than (incumbent - L(y)) at the duals y of `pricing`
+    (docs/model.md), so when all of them fit in `opt.completion_columns` and the exact solve ends
+    optimal, the result is proved optimal. The gap is L(y)'s own, not the plan's best bound: a
+    bound from elsewhere (the restricted master's) says nothing about reduced costs at y.
     Updates `inc` if a better plan is found. Returns whether optimality was proved.
     """
     inst = prep.inst
-    delta = inc.objective - bound
+    delta = inc.objective - pricing.lagrangian
     if not np.isfinite(delta) or delta < 0:
         return False
     m = pricing.job_rc
