@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import os
 import random
-import signal
-import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,9 +15,7 @@ import pytest
 
 from carbonplan.domain import ACTIVE_STATES, JobSpec, JobState
 from carbonplan.store import open_store
-
-KILLS = 50
-FAULTS = "after-refresh=0.08,after-plan=0.3,executor-called=0.2,after-apply=0.08"
+from crash_drill import kill_repeatedly, run_until
 
 CONFIG = """
 [site]
@@ -101,34 +96,10 @@ def test_sigkill_at_many_points_loses_and_repeats_nothing(tmp_path: Path) -> Non
     env = {**os.environ, "CARBONPLAN_DB": str(db), "CARBONPLAN_CONFIG": str(cfg)}
     argv = [sys.executable, "-m", "carbonplan", "daemon", "--interval", "0.3s",
             "--log-level", "warning"]
-    rng = random.Random(11)
-    kills, at_points = 0, 0
-    deadline = time.monotonic() + 600
-    while kills < KILLS:
-        assert time.monotonic() < deadline, f"only {kills} kills in time"
-        proc = subprocess.Popen(argv, env={**env, "CARBONPLAN_FAULTS": FAULTS},
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            proc.wait(timeout=rng.uniform(1.5, 5.0))
-            at_points += proc.returncode == -signal.SIGKILL  # it died at a crash point
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)  # ... or at a random moment
-            proc.wait()
-        assert proc.returncode == -signal.SIGKILL, f"daemon exited with {proc.returncode}"
-        kills += 1
-        check(store, marker, n_jobs)
+    at_points = kill_repeatedly(argv, env, lambda: check(store, marker, n_jobs), seed=11)
     assert at_points >= 10, "too few deaths at exact crash points"
     # then let it finish the workload undisturbed
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        end = time.monotonic() + 300
-        while store.list_jobs(states=ACTIVE_STATES):
-            assert time.monotonic() < end, "the workload did not finish"
-            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-            time.sleep(0.5)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+    run_until(argv, env, lambda: not store.list_jobs(states=ACTIVE_STATES))
     check(store, marker, n_jobs)
     assert sorted(ran(marker)) == sorted(j.id for j in store.list_jobs(states=None))
     assert {j.state for j in store.list_jobs(states=None)} == {JobState.SUCCEEDED}

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from carbonplan.planner.columns import Schedule, contiguous_slots, price_columns
+from carbonplan.planner.columns import ColumnSet, Schedule, contiguous_slots, price_columns
 from carbonplan.planner.evaluate import evaluate
 from carbonplan.planner.instance import ON_DEMAND, OWNED, SPOT, Instance
 from carbonplan.planner.prepare import prepare, usage_of
@@ -159,3 +159,18 @@ def assert_feasible(inst: Instance, sched: Schedule) -> None:
 
 __all__ = ["all_columns", "assert_feasible", "brute_force", "contiguous", "contiguous_slots",
            "tiny_instance"]
+
+
+def cheapest_columns(inst: Instance, per_job: int) -> tuple[object, ColumnSet]:
+    """(prepared instance, a ColumnSet of each job's `per_job` cheapest contiguous columns at
+    zero prices): the columns master and backend tests build their masters from."""
+    from carbonplan.planner.duals import Duals
+    from carbonplan.planner.pricing import Pricer
+
+    prep = prepare(inst)
+    zero = Duals.zeros(inst.n_pools, len(inst.site_names), inst.n_slots)
+    j, p, s, _ = Pricer(prep).top_contiguous(zero, per_job)
+    indptr, slots = contiguous_slots(s, inst.duration_slots[j, p])
+    cols = ColumnSet.empty()
+    cols.add(inst, prep.cc, j, p, indptr, slots)
+    return prep, cols

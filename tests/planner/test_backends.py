@@ -6,28 +6,19 @@ import numpy as np
 import pytest
 
 from carbonplan.planner.backends import BACKENDS, get_backend
-from carbonplan.planner.columns import ColumnSet, contiguous_slots
-from carbonplan.planner.duals import Duals
 from carbonplan.planner.master import RowLayout, build_master
-from carbonplan.planner.prepare import prepare
-from carbonplan.planner.pricing import Pricer
 from carbonplan.planner.registry import UnknownNameError
 from carbonplan.planner.result import Termination
 from carbonplan.planner.solve import plan
 
-from .planner_helpers import tiny_instance
+from .planner_helpers import cheapest_columns, tiny_instance
 
 NAMES = ["highs", "pulp", "pyomo"]
 
 
 def _master(seed: int):
     inst = tiny_instance(seed, n_jobs=8, n_pools=3, n_slots=10, capacity=(1, 3))
-    prep = prepare(inst)
-    pricer = Pricer(prep)
-    j, p, s, _ = pricer.top_contiguous(Duals.zeros(3, 2, 10), 12)
-    indptr, slots = contiguous_slots(s, inst.duration_slots[j, p])
-    cols = ColumnSet.empty()
-    cols.add(inst, prep.cc, j, p, indptr, slots)
+    prep, cols = cheapest_columns(inst, 12)
     layout = RowLayout(prep, np.flatnonzero(prep.free))
     return build_master(prep, cols, np.arange(len(cols)), layout)
 

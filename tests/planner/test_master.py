@@ -4,25 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from carbonplan.planner.columns import ColumnSet, Schedule, contiguous_slots
-from carbonplan.planner.duals import Duals
+from carbonplan.planner.columns import Schedule
 from carbonplan.planner.master import BLOCKS, BUDGET_SCALE, LiveLP, RowLayout, build_master
-from carbonplan.planner.prepare import prepare, usage_of
+from carbonplan.planner.prepare import usage_of
 from carbonplan.planner.pricing import Pricer
 from carbonplan.planner.result import Termination
 
-from .planner_helpers import tiny_instance
+from .planner_helpers import cheapest_columns, tiny_instance
 
 
 def _setup(seed=3, **kw):
     inst = tiny_instance(seed, n_jobs=6, n_pools=4, n_slots=10, power_cap=True, budget=True,
                          **kw)
-    prep = prepare(inst)
-    pricer = Pricer(prep)
-    j, p, s, _ = pricer.top_contiguous(Duals.zeros(4, 2, 10), 5)
-    indptr, slots = contiguous_slots(s, inst.duration_slots[j, p])
-    cols = ColumnSet.empty()
-    cols.add(inst, prep.cc, j, p, indptr, slots)
+    prep, cols = cheapest_columns(inst, 5)
     return inst, prep, cols
 
 

@@ -19,6 +19,11 @@ def energy_kwh(units: float, power_w: float, hours: float, pue: float) -> float:
     return units * power_w * hours / 1000.0 * pue
 
 
+def joules_to_kwh(joules: float) -> float:
+    """J -> kWh (a meter's reading)."""
+    return joules / 3.6e6
+
+
 def emissions_kg(energy_kwh_: float, ci_g_per_kwh: float) -> float:
     """Operational emissions (kgCO2e) of an energy use at a carbon intensity in gCO2e/kWh."""
     return energy_kwh_ * ci_g_per_kwh / 1000.0

@@ -24,6 +24,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from carbonplan.energy.formulas import joules_to_kwh
+
 
 @dataclass(frozen=True)
 class GpuReading:
@@ -49,7 +51,7 @@ class Measurement:
 
     @property
     def kwh(self) -> float:
-        return self.joules / 3.6e6
+        return joules_to_kwh(self.joules)
 
     def as_json(self) -> dict[str, Any]:
         return {"joules": round(self.joules, 3), "seconds": round(self.seconds, 3),
@@ -128,7 +130,7 @@ class NvmlMeter:
         count = self.count()
         if visible is None:
             return list(range(count))
-        uuids = {self._uuid(i): i for i in range(count)}
+        uuids = {self.uuid(i): i for i in range(count)}
         out: list[int] = []
         for item in (v.strip() for v in visible.split(",")):
             if not item:
@@ -141,7 +143,7 @@ class NvmlMeter:
                 return None  # MIG-..., a short UUID prefix or a bad index: not metered
         return out
 
-    def _uuid(self, index: int) -> str:
+    def uuid(self, index: int) -> str:
         return _text(self._nvml.nvmlDeviceGetUUID(self._nvml.nvmlDeviceGetHandleByIndex(index)))
 
     def energy_j(self, boards: Sequence[int]) -> float | None:
@@ -194,7 +196,7 @@ class EnergyTracker:
 
     def stop(self) -> Measurement | None:
         seconds = time.monotonic() - self._t0
-        uuids = [self.meter._uuid(i) for i in self.boards]
+        uuids = [self.meter.uuid(i) for i in self.boards]
         if self._e0 is not None:
             e1 = self.meter.energy_j(self.boards)
             if e1 is None or e1 < self._e0:  # counter reset (driver reload): no figure

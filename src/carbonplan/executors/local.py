@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from carbonplan.domain import Job, JobState
+from carbonplan.energy.formulas import joules_to_kwh
 from carbonplan.executors.base import (
     Action,
     ActionKind,
@@ -136,12 +137,13 @@ class LocalExecutor:
             code = int(info["code"])
             if job.state == JobState.CANCELLED:
                 return None
-            energy = info.get("energy") or {}
+            energy = info.get("energy") or {}  # the runner's NVML reading, if any
+            gpu_kwh = joules_to_kwh(energy["joules"]) if "joules" in energy else None
             return JobUpdate(job.id, JobState.SUCCEEDED if code == 0 else JobState.FAILED,
                              reason=f"exit code {code}", exit_code=code,
                              started_at=datetime.fromisoformat(info["started"]),
                              ended_at=datetime.fromisoformat(info["ended"]),
-                             gpu_kwh=energy["joules"] / 3.6e6 if "joules" in energy else None,
+                             gpu_kwh=gpu_kwh,
                              energy_meter=energy.get("method"))
         running = _is_locked(d / "lock")
         if running and started_file.exists():

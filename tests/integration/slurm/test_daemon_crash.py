@@ -5,23 +5,18 @@ after every death no job is lost or run twice, and every job finishes by its dea
 from __future__ import annotations
 
 import os
-import random
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from carbonplan.domain import ACTIVE_STATES, JobState
 from carbonplan.store import open_store
+from crash_drill import kill_repeatedly, run_until
 
 from .conftest import Cluster, slurm_conf
 
-KILLS = 50
 N_JOBS = 8
-FAULTS = "after-refresh=0.08,after-plan=0.3,executor-called=0.2,after-apply=0.08"
 
 
 def config(north: str, central: str, jobcomp: str) -> str:
@@ -114,33 +109,10 @@ def test_sigkill_the_slurm_daemon_at_many_points(north: Cluster, tmp_path: Path)
                if j.state not in ACTIVE_STATES and j.state != JobState.SUCCEEDED]
         assert not bad, f"jobs ended badly: {bad}"
 
-    rng = random.Random(3)
-    kills = at_points = 0
-    give_up = time.monotonic() + 600
-    while kills < KILLS:
-        assert time.monotonic() < give_up, f"only {kills} kills in time"
-        proc = subprocess.Popen(argv, env={**env, "CARBONPLAN_FAULTS": FAULTS},
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            proc.wait(timeout=rng.uniform(1.5, 5.0))
-            at_points += proc.returncode == -signal.SIGKILL
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-        assert proc.returncode == -signal.SIGKILL, f"daemon exited with {proc.returncode}"
-        kills += 1
-        check()
+    at_points = kill_repeatedly(argv, env, check, seed=3)
     assert at_points >= 10, "too few deaths at exact crash points"
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        end = time.monotonic() + 300
-        while len(store.list_jobs(states=None)) < N_JOBS or store.list_jobs(states=ACTIVE_STATES):
-            assert time.monotonic() < end, "the workload did not finish"
-            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-            time.sleep(0.5)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+    run_until(argv, env, lambda: len(store.list_jobs(states=None)) >= N_JOBS
+              and not store.list_jobs(states=ACTIVE_STATES))
     check()
     jobs = store.list_jobs(states=None)
     assert sorted(j.external_id for j in jobs) == sorted(f"north:{i}" for i in ids)
