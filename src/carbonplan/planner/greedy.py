@@ -162,9 +162,10 @@ def place_columns(prep: Prepared, cols: ColumnSet, cand_ptr: np.ndarray, cand_id
 
 
 def best_fit(prep: Prepared, cand: DenseCandidates, j: int, res: Residual, *,
-             objective: bool = False) -> tuple[float, int, int]:
+             objective: bool = False, score: np.ndarray | None = None
+             ) -> tuple[float, int, int]:
     """Cheapest contiguous candidate of job j that fits `res`, by `cand.cost` (or by
-    `cand.objective` when `objective`).
+    `cand.objective` when `objective`, or by `score` (P, W), job j's own prices, when given).
 
     Returns:
         (cost, pool, start); cost is inf and pool -1 when nothing fits.
@@ -172,8 +173,8 @@ def best_fit(prep: Prepared, cand: DenseCandidates, j: int, res: Residual, *,
     inst, cc = prep.inst, prep.cc
     T = inst.n_slots
     W = cand.cost.shape[2]
-    score = cand.objective if objective else cand.cost
-    pools = np.flatnonzero(np.isfinite(score[j]).any(axis=1))
+    row = score if score is not None else (cand.objective if objective else cand.cost)[j]
+    pools = np.flatnonzero(np.isfinite(row).any(axis=1))
     if pools.size == 0:
         return np.inf, -1, -1
     f = int(cand.first[j])
@@ -188,7 +189,7 @@ def best_fit(prep: Prepared, cand: DenseCandidates, j: int, res: Residual, *,
     e = np.minimum(offs[None, :] + n[:, None], hi - f)
     s = np.broadcast_to(np.minimum(offs, hi - f)[None, :], e.shape)
     viol = np.take_along_axis(cb, e, axis=1) - np.take_along_axis(cb, s, axis=1)
-    c = np.where(viol == 0, score[j, pools], np.inf)
+    c = np.where(viol == 0, row[pools], np.inf)
     if cand.t is not None and np.isfinite(res.budget):
         c = np.where(cand.t[j, pools] <= res.budget + EPS, c, np.inf)
     k = int(np.argmin(c))

@@ -1,0 +1,142 @@
+"""unit_repack.py: unit jobs re-placed from their sub-LP; never worse, always feasible."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from carbonplan.planner import unit_repack
+from carbonplan.planner.backends import get_backend
+from carbonplan.planner.cg import CGResult
+from carbonplan.planner.columns import ColumnSet, contiguous_slots
+from carbonplan.planner.duals import Duals
+from carbonplan.planner.greedy import Residual
+from carbonplan.planner.lns import LNS, Incumbent
+from carbonplan.planner.prepare import prepare
+from carbonplan.planner.pricing import Pricer
+from carbonplan.planner.solve import PlanOptions, candidates, dual_greedy, plan
+
+from .planner_helpers import assert_feasible, tiny_instance
+
+
+def _search(inst, chosen=None, *, max_jobs: int = 6) -> tuple[LNS, Incumbent]:
+    """A search over `inst` from `chosen` (default: the greedy at zero prices)."""
+    prep = prepare(inst)
+    pricer = Pricer(prep)
+    cols = ColumnSet.empty()
+    y = Duals.zeros(inst.n_pools, len(inst.site_names), inst.n_slots)
+    if chosen is None:
+        chosen = dual_greedy(prep, pricer, cols, y, rounds=1)[0]
+    else:
+        chosen = chosen(prep, cols)
+    inc = Incumbent(prep, cols, chosen)
+    res = pricer.price(y)
+    cg = CGResult(duals=y, bound=res.lagrangian, lp_objective=np.inf, lp=None, pricing=res)
+    ptr, idx = candidates(prep, pricer, cols, y, res, cg, chosen, 50)
+    lns = LNS(prep, cols, ptr, idx, inc, y, res.job_rc, get_backend("highs"), max_jobs=max_jobs,
+              window=4, dense=pricer.dense(y))
+    return lns, inc
+
+
+def _unit_instance(seed: int, **kw):
+    n_jobs = kw.pop("n_jobs", 30)
+    n_pools = kw.pop("n_pools", 4)
+    return tiny_instance(seed, n_jobs=n_jobs, n_pools=n_pools, n_slots=12, capacity=(1, 3),
+                         pausable=0.0, units=np.ones((n_jobs, n_pools)), **kw)
+
+
+def test_unit_jobs_are_those_of_one_unit_everywhere() -> None:
+    inst = tiny_instance(3, n_jobs=20, n_pools=3, n_slots=10, pausable=0.3)
+    lns, _ = _search(inst)
+    got = unit_repack.unit_jobs(lns)
+    units = np.where(inst.eligible, inst.units, 1.0)
+    want = np.flatnonzero((units == 1).all(axis=1) & ~inst.pausable)
+    assert np.array_equal(got, want)
+
+
+def test_a_blocking_placement_is_undone() -> None:
+    """Two slots-long unit jobs on a cheap 1-unit pool: the plan that parks one job in the middle
+    of the cheap pool (so the others pay the dear pool) is repacked to two jobs back to back."""
+    T = 4
+    price = np.array([[1.0] * T, [5.0] * T])
+    inst = tiny_instance(
+        0, n_jobs=3, n_pools=2, n_slots=T, pausable=0.0, spot=False,
+        units=np.ones((3, 2)), duration_slots=np.full((3, 2), 2, np.int32),
+        release=np.zeros(3, np.int32), deadline=np.full(3, T, np.int32),
+        eligible=np.ones((3, 2), bool), price_usd_per_unit_h=price,
+        ci_g_per_kwh=np.full((2, T), 100.0), unplanned_penalty_usd=np.full(3, 1000.0))
+    inst = dataclasses.replace(inst, capacity=np.array([[1.0] * T, [3.0] * T]))
+
+    def blocking(prep, cols):
+        # job 0 on the cheap pool at slots 1-2, jobs 1 and 2 on the dear pool
+        pools = np.array([0, 1, 1])
+        indptr, slots = contiguous_slots(np.array([1, 0, 0]), np.array([2, 2, 2]))
+        return cols.add(prep.inst, prep.cc, np.arange(3), pools, indptr, slots)
+
+    lns, inc = _search(inst, blocking)
+    before = inc.objective
+    stats = unit_repack.repack_unit_jobs(lns, time_limit=5.0, min_jobs=0)
+    assert stats.jobs == 3
+    assert stats.gain > 0 and inc.objective == before - stats.gain
+    sched = inc.schedule()
+    assert_feasible(inst, sched)
+    assert (sched.pool == 0).sum() == 2, "two jobs share the cheap pool, one after the other"
+    assert stats.gain <= stats.promise + 1e-9
+
+
+def test_a_worse_rounding_restores_the_incumbent_exactly(monkeypatch) -> None:
+    """If rounding (and its repair) ends dearer, the plan is put back as it was."""
+    inst = _unit_instance(5)
+    lns, inc = _search(inst)
+    snapshot, before = inc.chosen.copy(), inc.objective
+
+    def drop_all(lns, move, x, duals, snapshot):  # a rounding that places nothing
+        lns.inc.set_jobs(move.jobs, np.full(move.jobs.size, -1, dtype=np.int64))
+
+    monkeypatch.setattr(unit_repack, "_round", drop_all)
+    monkeypatch.setattr(LNS, "improve", lambda self, jobs: 0.0)  # and a repair that fails
+    stats = unit_repack.repack_unit_jobs(lns, time_limit=5.0, min_jobs=0)
+    if stats.promise > 0:
+        assert stats.repaired > 0
+    assert stats.gain == 0.0
+    assert np.array_equal(inc.chosen, snapshot)
+    assert inc.objective == before
+    assert np.allclose(Residual.of(lns.prep, inc.schedule()).cap, inc.res.cap)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 100_000), n_pools=st.integers(2, 5), power=st.booleans(),
+       budget=st.booleans(), mixed=st.booleans())
+def test_repack_never_worsens_and_keeps_the_plan_feasible(seed, n_pools, power, budget,
+                                                          mixed) -> None:
+    extra = {} if mixed else {"units": np.ones((30, n_pools))}
+    inst = tiny_instance(seed, n_jobs=30, n_pools=n_pools, n_slots=12, capacity=(1, 3),
+                         pausable=0.2, power_cap=power, budget=budget, **extra)
+    lns, inc = _search(inst)
+    before = inc.objective
+    stats = unit_repack.repack_unit_jobs(lns, time_limit=5.0, min_jobs=0)
+    assert inc.objective <= before + 1e-9
+    assert abs((before - inc.objective) - stats.gain) <= 1e-6
+    sched = inc.schedule()
+    assert_feasible(inst, sched)
+    again = Residual.of(lns.prep, sched, t_co2e=float(lns.cols.t_co2e[
+        inc.chosen[inc.chosen >= 0]].sum()))
+    assert np.allclose(again.cap, inc.res.cap)
+    assert np.allclose(again.power[np.isfinite(again.power)],
+                       inc.res.power[np.isfinite(inc.res.power)])
+    assert abs(again.budget - inc.res.budget) <= 1e-9 or not np.isfinite(again.budget)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 100_000), power=st.booleans(), budget=st.booleans())
+def test_plans_with_the_repack_are_feasible_and_bounded(seed, power, budget) -> None:
+    """The whole pipeline with the repack on (small neighbourhoods so that it runs)."""
+    inst = _unit_instance(seed, n_jobs=40, power_cap=power, budget=budget)
+    res = plan(inst, time_limit=3.0, rel_gap=1e-6,
+               options=PlanOptions(lns_jobs=5, completion_max_jobs=0, restricted_max_jobs=0))
+    assert_feasible(inst, res.schedule)
+    assert res.result.bound <= res.result.objective + 1e-6
+    assert np.isclose(res.evaluation.objective, res.result.objective, rtol=1e-9, atol=1e-7)
