@@ -240,17 +240,20 @@ class LNS:
         prob = total / total.sum()
         seeds = self.rng.choice(self.free_jobs, size=min(5, int((prob > 0).sum())),
                                 replace=False, p=prob)
-        blockers = []
-        for j in seeds:
+        near = np.union1d(seeds, self.in_the_way(seeds))
+        return self._pick(near[self.prep.free[near]], excess + 1.0)
+
+    def in_the_way(self, jobs: np.ndarray, per_job: int = 1) -> np.ndarray:
+        """The jobs now placed where `jobs` would go on their `per_job` cheapest candidates
+        (by reduced cost at the search's duals), sorted and unique; free or not."""
+        start, end, pool = self._current_span()
+        hits = [np.zeros(0, dtype=np.int64)]
+        for j in jobs:
             cand = self.cand_idx[self.cand_ptr[j]:self.cand_ptr[j + 1]]
-            if cand.size == 0:
-                continue
-            best = cand[np.argmin(self.col_rc[cand])]
-            p, a, b = self.cols.pool[best], self.col_start[best], self.col_end[best]
-            blockers.append(np.flatnonzero((pool == p) & (start < b) & (end > a)))
-        near = np.concatenate([seeds] + blockers) if blockers else seeds
-        near = np.unique(near[self.prep.free[near]])
-        return self._pick(near, excess + 1.0)
+            for c in cand[np.argsort(self.col_rc[cand], kind="stable")[:per_job]]:
+                p, a, b = self.cols.pool[c], self.col_start[c], self.col_end[c]
+                hits.append(np.flatnonzero((pool == p) & (start < b) & (end > a)))
+        return np.unique(np.concatenate(hits))
 
     # -- one move --------------------------------------------------------------------------------
     def improve(self, jobs: np.ndarray) -> float:

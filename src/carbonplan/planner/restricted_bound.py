@@ -40,14 +40,21 @@ from carbonplan.planner.result import SolveResult
 
 
 def within_gap(prep: Prepared, pricer: Pricer, cols: ColumnSet, incumbent: float,
-               duals: Duals, pricing: PricingResult) -> tuple[np.ndarray, np.ndarray,
-                                                              np.ndarray, float]:
-    """Contiguous columns within the gap (added to `cols`), pausable pairs within it, delta."""
+               duals: Duals, pricing: PricingResult, *, max_columns: int | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float] | None:
+    """Contiguous columns within the gap (added to `cols`), pausable pairs within it, delta.
+
+    `duals` are those of `pricing`; delta = incumbent - L(y) is L(y)'s own gap (a bound from
+    elsewhere says nothing about reduced costs at y). None, with nothing added, when there are
+    more than `max_columns` contiguous columns.
+    """
     inst = prep.inst
     delta = incumbent - pricing.lagrangian
     m = pricing.job_rc
     dense = pricer.dense(duals)
     pick = np.isfinite(dense.cost) & (dense.cost - m[:, None, None] <= delta + 1e-9)
+    if max_columns is not None and int(pick.sum()) > max_columns:
+        return None
     jj, pp, kk = np.nonzero(pick)
     indptr, slots = contiguous_slots(dense.first[jj] + kk, inst.duration_slots[jj, pp])
     exact = cols.add(inst, prep.cc, jj, pp, indptr, slots)

@@ -247,8 +247,10 @@ def plan(inst: object, *, backend: str | Backend = "highs", time_limit: float = 
             and n_free <= opt.restricted_max_jobs):
         # small instances: the integer master restricted by reduced cost, for a better plan and
         # a bound beyond the LP (restricted_bound.py)
-        exact, pj, pp, delta = within_gap(prep, pricer, cols, best.objective, y_best, pricing)
-        if len(exact) <= opt.restricted_columns:
+        gap = within_gap(prep, pricer, cols, best.objective, y_best, pricing,
+                         max_columns=opt.restricted_columns)
+        if gap is not None:
+            exact, pj, pp, delta = gap
             if restricted_plan(prep, cols, best, exact,
                                time_limit=min(opt.restricted_share * time_limit,
                                               max(time_limit - elapsed(), 0.0))):
@@ -467,32 +469,19 @@ def complete(prep: Prepared, pricer: Pricer, cols: ColumnSet, inc: Incumbent, du
     Updates `inc` if a better plan is found. Returns whether optimality was proved.
     """
     inst = prep.inst
-    delta = inc.objective - pricing.lagrangian
-    if not np.isfinite(delta) or delta < 0:
+    if not inc.objective >= pricing.lagrangian:  # also catches a non-finite value
         return False
+    gap = within_gap(prep, pricer, cols, inc.objective, duals, pricing,
+                     max_columns=opt.completion_columns)
+    if gap is None:
+        return False
+    exact, pj, pp, delta = gap
     m = pricing.job_rc
-    dense = pricer.dense(duals)
-    excess = dense.cost - m[:, None, None]
-    pick = np.isfinite(dense.cost) & (excess <= delta + 1e-9)
-    count = int(pick.sum())
-    # pausable pairs: skip when even their cheapest column is outside the gap; enumerate the
-    # rest exhaustively when their window is small, else by a search pruned at the gap
-    paus_pairs = []
-    pj, pp = np.nonzero(prep.inst.pausable[:, None] & prep.inst.eligible
-                        & prep.free[:, None])
-    for j, p in zip(pj, pp, strict=True):
-        if not np.isfinite(pricing.pair_rc[j, p]):
-            continue
-        if pricing.pair_rc[j, p] - m[j] > delta + 1e-9:
-            continue
-        paus_pairs.append((int(j), int(p)))
-    if count > opt.completion_columns:
-        return False
-    jj, pp_, kk = np.nonzero(pick)
-    ss = dense.first[jj] + kk
-    indptr, slots = contiguous_slots(ss, inst.duration_slots[jj, pp_])
-    parts = [cols.add(inst, prep.cc, jj, pp_, indptr, slots)]
-    for j, p in paus_pairs:
+    count = len(exact)
+    parts = [exact]
+    # pausable pairs whose cheapest column is within the gap: enumerated exhaustively when their
+    # window is small, else by a search pruned at the gap
+    for j, p in zip(pj.tolist(), pp.tolist(), strict=True):
         width = int(prep.win.latest_end[j, p] - prep.win.earliest[j])
         if width <= opt.pausable_enum_window:
             ip, sl = enumerate_pausable(prep, j, p)

@@ -201,16 +201,10 @@ def _reduced_costs(prep: Prepared, dense: DenseCandidates, j: int, cb: np.ndarra
 
 
 def _around(lns: LNS, jobs: np.ndarray) -> np.ndarray:
-    """`jobs` plus the jobs in the way of their three cheapest candidates (a neighbourhood)."""
-    start, end, pool = lns._current_span()
-    parts = [jobs]
-    for j in jobs:
-        cand = lns.cand_idx[lns.cand_ptr[j]:lns.cand_ptr[j + 1]]
-        for c in cand[np.argsort(lns.col_rc[cand], kind="stable")[:3]]:
-            p, a, b = lns.cols.pool[c], lns.col_start[c], lns.col_end[c]
-            parts.append(np.flatnonzero((pool == p) & (start < b) & (end > a) & lns.prep.free))
-    near = np.unique(np.concatenate(parts))
-    rest = np.setdiff1d(near, jobs)
+    """`jobs` plus (up to the search's neighbourhood size) the free jobs in the way of their
+    three cheapest candidates."""
+    near = lns.in_the_way(jobs, per_job=3)
+    rest = np.setdiff1d(near[lns.prep.free[near]], jobs)
     room = max(lns.max_jobs - jobs.size, 0)
     if rest.size > room:
         rest = lns.rng.choice(rest, room, replace=False)
