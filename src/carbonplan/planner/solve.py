@@ -309,19 +309,20 @@ def plan(inst: object, *, backend: str | Backend = "highs", time_limit: float = 
             proved = complete(prep, pricer, cols, best, y_best, pricing, be,
                               time_limit=time_limit - elapsed(), opt=opt)
             tick = mark("completion", tick)
-    objective = best.objective
+    sched = best.schedule()
+    fixed = np.flatnonzero(~prep.free)
+    if fixed.size:
+        sched = sched.replace(fixed, prep.frozen)
+    sched = shift_earlier(prep, sched)  # earliest no-dearer start; the objective cannot rise
+    ev = evaluate(prep.inst, sched, prep.cc)
+    # the shift may find a strictly cheaper start the search left (a slot freed late in the
+    # search): report the plan actually returned
+    objective = min(best.objective, ev.objective)
     if proved:
         bound = objective
     elif bound > objective and bound - objective <= 1e-9 * max(1.0, abs(objective)):
         bound = objective  # rounding noise of the Lagrangian sum
     state.update(objective=objective, bound=bound)
-
-    sched = best.schedule()
-    fixed = np.flatnonzero(~prep.free)
-    if fixed.size:
-        sched = sched.replace(fixed, prep.frozen)
-    sched = shift_earlier(prep, sched)  # equal cost, earliest start; the objective cannot rise
-    ev = evaluate(prep.inst, sched, prep.cc)
     gap = relative_gap(objective, bound)
     if gap <= 1e-9 or proved:
         term = Termination.OPTIMAL
