@@ -33,6 +33,7 @@ import numpy as np
 
 from carbonplan.planner.columns import ColumnSet
 from carbonplan.planner.duals import Duals
+from carbonplan.planner.highs_threads import THREADS, new_model, run
 from carbonplan.planner.prepare import Prepared
 from carbonplan.planner.result import SolveResult, Termination
 
@@ -239,13 +240,10 @@ class LPSolution:
 class LiveLP:
     """The LP relaxation of the master in one highspy model; columns are added in place."""
 
-    def __init__(self, prep: Prepared, layout: RowLayout, *, threads: int = 0) -> None:
+    def __init__(self, prep: Prepared, layout: RowLayout, *, threads: int = THREADS) -> None:
         self.prep = prep
         self.layout = layout
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
-        if threads:
-            h.setOptionValue("threads", threads)
+        h = new_model(threads)
         m = layout.n_rows
         lo = np.where(np.isfinite(layout.row_lower), layout.row_lower, -highspy.kHighsInf)
         up = np.where(np.isfinite(layout.row_upper), layout.row_upper, highspy.kHighsInf)
@@ -290,7 +288,7 @@ class LiveLP:
         if np.isfinite(time_limit):
             # HiGHS counts its time limit from the creation of the model, across runs
             h.setOptionValue("time_limit", float(h.getRunTime() + max(time_limit, 0.01)))
-        h.run()
+        run(h)
         status = h.getModelStatus()
         term = _LP_STATUS.get(status, Termination.ERROR)
         if term is Termination.OPTIMAL and h.getInfo().primal_solution_status != 2:

@@ -27,6 +27,7 @@ from carbonplan.planner.backends.highs import to_highs_lp
 from carbonplan.planner.columns import contiguous_slots
 from carbonplan.planner.duals import Duals
 from carbonplan.planner.greedy import best_fit
+from carbonplan.planner.highs_threads import new_model, run
 from carbonplan.planner.lns import LNS, Move
 from carbonplan.planner.prepare import Prepared
 from carbonplan.planner.pricing import DenseCandidates
@@ -59,13 +60,11 @@ def relaxation(move: Move, time_limit: float) -> tuple[np.ndarray, float, np.nda
     """
     lp = to_highs_lp(move.master)
     lp.integrality_ = []
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("threads", 1)
+    h = new_model()
     h.setOptionValue("solver", "ipm")
     h.setOptionValue("time_limit", float(max(time_limit, 0.01)))
     h.passModel(lp)
-    h.run()
+    run(h)
     if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         return None
     sol = h.getSolution()

@@ -14,6 +14,7 @@ import highspy
 import numpy as np
 
 from carbonplan.planner.backends.base import Capabilities, finalize
+from carbonplan.planner.highs_threads import THREADS, new_model, run
 from carbonplan.planner.master import MasterProblem
 from carbonplan.planner.result import SolveResult, Termination
 
@@ -73,16 +74,14 @@ class HighsBackend:
     name = "highs"
     capabilities = Capabilities(warm_start=True, reports_bound=True)
 
-    def __init__(self, threads: int = 1, presolve: bool = True) -> None:
+    def __init__(self, threads: int = THREADS, presolve: bool = True) -> None:
         self.threads = threads
         self.presolve = presolve
 
     def solve(self, master: MasterProblem, *, time_limit: float, rel_gap: float,
               warm_start: np.ndarray | None = None) -> SolveResult:
         t = time.perf_counter()
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
-        h.setOptionValue("threads", int(self.threads))
+        h = new_model(self.threads)
         h.setOptionValue("mip_rel_gap", float(rel_gap))
         h.setOptionValue("time_limit", float(max(time_limit, 0.001)))
         if not self.presolve:
@@ -91,7 +90,7 @@ class HighsBackend:
         if warm_start is not None:
             n = master.n_vars
             h.setSolution(n, np.arange(n, dtype=np.int32), np.asarray(warm_start, dtype=float))
-        h.run()
+        run(h)
         status = h.getModelStatus()
         info = h.getInfo()
         term = STATUS.get(status, Termination.ERROR)
