@@ -42,6 +42,40 @@ def test_backends_agree_on_the_integer_master(seed: int) -> None:
     assert all(np.isclose(v, ref, rtol=1e-6) for v in objs.values()), objs
 
 
+def _warm_start_trap():
+    """The integer master over the completion's columns on the 3-job instance of seed 1477 (a
+    carbon budget and pausable jobs), and the plan it was warm-started from, 0.92 $ above the
+    optimum. HiGHS 1.16.0 with presolve returned that warm start as "optimal" at 3.60 $."""
+    from carbonplan.planner.columns import ColumnSet
+    from carbonplan.planner.prepare import prepare
+
+    inst = tiny_instance(1477, n_jobs=3, n_pools=2, n_slots=8, pausable=0.5, budget=True,
+                         power_cap=False, owned=False)
+    prep = prepare(inst)
+    runs = [(0, 1, [0]), (1, 1, [1, 2, 3]), (1, 0, [2, 5]), (2, 1, [2]), (1, 0, [4, 5]),
+            (1, 1, [0, 1, 2]), (2, 1, [1]), (1, 0, [0, 2]), (1, 0, [0, 5]), (1, 1, [0, 1, 3]),
+            (1, 1, [0, 2, 3])]
+    indptr = np.concatenate([[0], np.cumsum([len(r[2]) for r in runs])])
+    cols = ColumnSet.empty()
+    which = cols.add(inst, prep.cc, np.array([r[0] for r in runs]),
+                     np.array([r[1] for r in runs]), indptr,
+                     np.concatenate([r[2] for r in runs]).astype(np.int32))
+    m = build_master(prep, cols, which, RowLayout(prep, np.arange(3)))
+    x0 = np.zeros(m.n_vars)
+    x0[[0, 3, 4]] = 1.0
+    return m, x0
+
+
+def test_a_warm_start_is_not_taken_for_the_optimum() -> None:
+    m, x0 = _warm_start_trap()
+    best = 7.1411759576034575  # brute force (test_solve.py, seed 1477)
+    for warm in (None, x0):
+        r = get_backend("highs").solve(m, time_limit=20, rel_gap=0.0, warm_start=warm)
+        assert r.termination is Termination.OPTIMAL, r.message
+        assert r.objective == pytest.approx(best, rel=1e-9)
+        assert m.objective_of(np.asarray(r.solution)) == pytest.approx(best, rel=1e-9)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_whole_plan_same_objective_within_gap_on_each_backend(name: str) -> None:
     inst = tiny_instance(11, n_jobs=10, n_pools=3, n_slots=10, capacity=(1, 3))

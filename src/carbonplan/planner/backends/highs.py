@@ -3,6 +3,12 @@
 Native statuses map to `Termination` by `STATUS`; a solve stopped by its time limit reads
 `time_limit` even when it holds an incumbent. Warm starts go through `setSolution`.
 
+An answer is checked before it is believed: the objective HiGHS reports must be that of the
+solution it returns. HiGHS 1.16.0 breaks this on some warm-started MIPs with presolve (it returns
+the warm start itself as "optimal" with a lower objective; tests/planner/test_backends.py has
+one), so a warm-started solve whose answer disagrees is re-solved cold, and a cold one that
+disagrees reads `error`.
+
 Must not import domain models, the store, signals or config.
 """
 
@@ -81,6 +87,23 @@ class HighsBackend:
     def solve(self, master: MasterProblem, *, time_limit: float, rel_gap: float,
               warm_start: np.ndarray | None = None) -> SolveResult:
         t = time.perf_counter()
+        res = self._solve(master, time_limit=time_limit, rel_gap=rel_gap, warm_start=warm_start)
+        if res.has_solution and not _consistent(master, res):
+            left = time_limit - (time.perf_counter() - t)
+            if warm_start is not None and left > 0:
+                res = self._solve(master, time_limit=left, rel_gap=rel_gap, warm_start=None)
+            if res.has_solution and not _consistent(master, res):
+                res = SolveResult(termination=Termination.ERROR, objective=np.inf,
+                                  bound=-np.inf, iterations=res.iterations,
+                                  columns=master.n_vars, seconds=0.0, solution=None,
+                                  message=f"HiGHS reported objective {res.objective} for a "
+                                          f"solution worth {master.objective_of(res.solution)}")
+        res.seconds = time.perf_counter() - t
+        return res
+
+    def _solve(self, master: MasterProblem, *, time_limit: float, rel_gap: float,
+               warm_start: np.ndarray | None) -> SolveResult:
+        t = time.perf_counter()
         h = new_model(self.threads)
         h.setOptionValue("mip_rel_gap", float(rel_gap))
         h.setOptionValue("time_limit", float(max(time_limit, 0.001)))
@@ -107,3 +130,9 @@ class HighsBackend:
                           seconds=time.perf_counter() - t, solution=x,
                           message=h.modelStatusToString(status))
         return finalize(res, rel_gap)
+
+
+def _consistent(master: MasterProblem, res: SolveResult) -> bool:
+    """Whether the reported objective is the returned solution's (to HiGHS's tolerances)."""
+    worth = master.objective_of(np.asarray(res.solution))
+    return abs(worth - res.objective) <= 1e-6 * max(1.0, abs(worth))
