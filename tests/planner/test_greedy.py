@@ -81,3 +81,40 @@ def test_stale_move_is_dropped_and_plan_stays_feasible() -> None:
     sched = inc.schedule()
     assert_feasible(inst, sched)
     assert np.allclose(Residual.of(prep, sched).cap, inc.res.cap)
+
+
+def test_single_job_moves_go_past_frozen_jobs() -> None:
+    """Frozen jobs (first in the sweep's order: the search counts them at their penalty) must
+    not end the sweep: the free job still moves to the cheap pool. Before, no single-job move
+    was ever made in a re-plan with a frozen job."""
+    import dataclasses
+
+    from carbonplan.planner.cg import CGResult
+    from carbonplan.planner.columns import contiguous_slots
+
+    T = 6
+    inst = tiny_instance(
+        0, n_jobs=2, n_pools=2, n_slots=T, pausable=0.0, spot=False, units=np.ones((2, 2)),
+        duration_slots=np.array([[4, 4], [1, 1]], np.int32), release=np.zeros(2, np.int32),
+        deadline=np.full(2, T, np.int32), eligible=np.ones((2, 2), bool),
+        price_usd_per_unit_h=np.array([[1.0] * T, [5.0] * T]),
+        ci_g_per_kwh=np.full((2, T), 100.0), unplanned_penalty_usd=np.full(2, 1000.0))
+    inst = dataclasses.replace(inst, capacity=np.ones((2, T)),
+                               fixed_pool=np.array([1, -1], np.int32),
+                               fixed_start=np.array([0, -1], np.int32))
+    prep = prepare(inst)
+    pricer = Pricer(prep)
+    cols = ColumnSet.empty()
+    indptr, slots = contiguous_slots(np.array([5]), np.array([1]))
+    chosen = np.full(2, -1, np.int64)  # frozen jobs are not in the search's plan: cost = penalty
+    chosen[1] = cols.add(inst, prep.cc, np.array([1]), np.array([1]), indptr, slots)[0]
+    inc = Incumbent(prep, cols, chosen)
+    y = Duals.zeros(2, len(inst.site_names), T)
+    res = pricer.price(y)
+    cg = CGResult(duals=y, bound=res.lagrangian, lp_objective=np.inf, lp=None, pricing=res)
+    ptr, idx = candidates(prep, pricer, cols, y, res, cg, chosen, 5)
+    lns = LNS(prep, cols, ptr, idx, inc, y, res.job_rc, get_backend("highs"),
+              dense=pricer.dense(y))
+    assert lns.current_cost()[0] > lns.current_cost()[1], "the frozen job comes first"
+    assert lns.one_opt(time_limit=5.0) == 1
+    assert cols.pool[inc.chosen[1]] == 0

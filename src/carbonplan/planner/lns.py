@@ -357,8 +357,10 @@ class LNS:
         for _ in range(sweeps):
             moved = 0
             for j in np.argsort(-self.current_cost()):
-                if not prep.free[j] or time.perf_counter() - t0 > time_limit:
+                if time.perf_counter() - t0 > time_limit:
                     break
+                if not prep.free[j]:  # frozen: stays, and the sweep goes on
+                    continue
                 c_old = int(inc.chosen[j])
                 now = cols.objective[c_old] if c_old >= 0 else prep.penalty[j]
                 jj = np.array([j])
