@@ -88,16 +88,15 @@ class HighsBackend:
               warm_start: np.ndarray | None = None) -> SolveResult:
         t = time.perf_counter()
         res = self._solve(master, time_limit=time_limit, rel_gap=rel_gap, warm_start=warm_start)
-        if res.has_solution and not _consistent(master, res):
-            left = time_limit - (time.perf_counter() - t)
-            if warm_start is not None and left > 0:
-                res = self._solve(master, time_limit=left, rel_gap=rel_gap, warm_start=None)
-            if res.has_solution and not _consistent(master, res):
-                res = SolveResult(termination=Termination.ERROR, objective=np.inf,
-                                  bound=-np.inf, iterations=res.iterations,
-                                  columns=master.n_vars, seconds=0.0, solution=None,
-                                  message=f"HiGHS reported objective {res.objective} for a "
-                                          f"solution worth {master.objective_of(res.solution)}")
+        left = time_limit - (time.perf_counter() - t)
+        if _misreported(master, res) is not None and warm_start is not None and left > 0:
+            res = self._solve(master, time_limit=left, rel_gap=rel_gap, warm_start=None)
+        worth = _misreported(master, res)
+        if worth is not None:
+            res = SolveResult(termination=Termination.ERROR, objective=np.inf, bound=-np.inf,
+                              iterations=res.iterations, columns=master.n_vars, solution=None,
+                              message=f"HiGHS reported objective {res.objective} for a "
+                                      f"solution worth {worth}")
         res.seconds = time.perf_counter() - t
         return res
 
@@ -132,7 +131,10 @@ class HighsBackend:
         return finalize(res, rel_gap)
 
 
-def _consistent(master: MasterProblem, res: SolveResult) -> bool:
-    """Whether the reported objective is the returned solution's (to HiGHS's tolerances)."""
+def _misreported(master: MasterProblem, res: SolveResult) -> float | None:
+    """The returned solution's objective when HiGHS reported another (beyond its tolerances);
+    None when they agree or there is no solution."""
+    if not res.has_solution:
+        return None
     worth = master.objective_of(np.asarray(res.solution))
-    return abs(worth - res.objective) <= 1e-6 * max(1.0, abs(worth))
+    return None if abs(worth - res.objective) <= 1e-6 * max(1.0, abs(worth)) else worth
