@@ -133,8 +133,9 @@ def assemble(rng: np.random.Generator, regions: Regions, jobs: Jobs, n_pools: in
     allowed[none, rng.integers(0, n_regions_used, none.sum())] = True
     spot_ok = rng.random(J) < spot_frac
     eligible = allowed[:, pool_region] & (~is_spot[None, :] | spot_ok[:, None])
-    duration = np.maximum(np.ceil(jobs.hours[:, None] * speed[None, :] / slot_h - 1e-9), 1)
-    duration = duration.astype(np.int32)
+    work = jobs.hours[:, None] * speed[None, :] / slot_h
+    duration = np.maximum(np.ceil(work - 1e-9), 1).astype(np.int32)
+    final_share = np.clip(work - (duration - 1), 1e-6, 1.0)  # the run ends inside its last slot
     units = np.repeat(jobs.gpus[:, None].astype(float), P, axis=1)
     watts = rng.uniform(300, 700, J)
     power_kw = units * watts[:, None] / 1000.0 * np.where(speed < 1, 1.4, 1.0)[None, :]
@@ -194,7 +195,7 @@ def assemble(rng: np.random.Generator, regions: Regions, jobs: Jobs, n_pools: in
         deadline=deadline, pausable=pausable, resume_slots=resume,
         checkpoint_interval_h=interval, checkpoint_cost_h=ckpt_cost, home_pool=home_pool,
         unplanned_penalty_usd=penalty, carbon_price_usd_per_t=carbon_price,
-        carbon_budget_t=budget, meta=dict(meta or {}, load=load))
+        carbon_budget_t=budget, final_share=final_share, meta=dict(meta or {}, load=load))
 
 
 def synthetic_instance(n_jobs: int, n_pools: int, n_slots: int, *, seed: int = 0,

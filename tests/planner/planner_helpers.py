@@ -19,7 +19,7 @@ T0 = datetime(2025, 1, 1, tzinfo=UTC)
 def tiny_instance(seed: int, *, n_jobs: int = 3, n_pools: int = 2, n_slots: int = 8,
                   pausable: float = 0.3, spot: bool = True, power_cap: bool = False,
                   budget: bool = False, owned: bool = False, capacity: tuple[int, int] = (1, 3),
-                  **overrides: object) -> Instance:
+                  partial_last_slot: bool = True, **overrides: object) -> Instance:
     """A small random instance: pools alternate on-demand / spot (or owned), one or two sites."""
     rng = np.random.default_rng(seed)
     P, J, T = n_pools, n_jobs, n_slots
@@ -60,6 +60,11 @@ def tiny_instance(seed: int, *, n_jobs: int = 3, n_pools: int = 2, n_slots: int 
         home_pool=np.zeros(J, dtype=np.int32), unplanned_penalty_usd=rng.uniform(30, 80, J),
         carbon_price_usd_per_t=float(rng.choice([100.0, 2000.0])),
     )
+    # half the runs end inside their last slot (own stream: the other draws stay as they were)
+    rs = np.random.default_rng([seed, 1])
+    if partial_last_slot:
+        fields["final_share"] = np.where(rs.random((J, P)) < 0.5, rs.uniform(0.05, 1.0, (J, P)),
+                                         1.0)
     if budget:
         fields["carbon_budget_t"] = float(rng.uniform(0.0005, 0.003))
     fields.update(overrides)

@@ -50,7 +50,7 @@ def _warm_start_trap():
     from carbonplan.planner.prepare import prepare
 
     inst = tiny_instance(1477, n_jobs=3, n_pools=2, n_slots=8, pausable=0.5, budget=True,
-                         power_cap=False, owned=False)
+                         power_cap=False, owned=False, partial_last_slot=False)
     prep = prepare(inst)
     runs = [(0, 1, [0]), (1, 1, [1, 2, 3]), (1, 0, [2, 5]), (2, 1, [2]), (1, 0, [4, 5]),
             (1, 1, [0, 1, 2]), (2, 1, [1]), (1, 0, [0, 2]), (1, 0, [0, 5]), (1, 1, [0, 1, 3]),

@@ -161,3 +161,26 @@ def test_a_job_frozen_mid_slot_holds_the_partial_slot_at_its_end() -> None:
     inst = build_instance([running], SITE, carbon, now=NOW,
                           frozen={1: Frozen(pool="north/a100-80gb/owned", start=started)}).inst
     assert inst.fixed_start[0] == 0 and inst.duration_slots[0, 0] == 3
+    # it works half of slot 2 (from 12:00 to 12:30)
+    assert inst.final_share[0, 0] == pytest.approx(0.5)
+
+
+def test_a_run_is_charged_for_the_part_of_its_last_slot_it_works() -> None:
+    from carbonplan.planner.columns import contiguous_slots, price_columns
+    from carbonplan.planner.prepare import prepare
+
+    # 5 minutes on the A100 (1-h slots) and 4 h / 2.2 = 1.82 h on the H100
+    inst = build_instance([job(1, hours=5 / 60), job(2)], SITE, carbon, now=NOW).inst
+    a100, h100 = 0, 2
+    assert inst.duration_slots[0, a100] == 1 and inst.duration_slots[1, h100] == 2
+    assert inst.final_share[0, a100] == pytest.approx(5 / 60)
+    assert inst.final_share[1, h100] == pytest.approx(4 / 2.2 - 1)
+    cc = prepare(inst).cc
+    indptr, slots = contiguous_slots(np.array([1, 1]), np.array([1, 2]))
+    c = price_columns(inst, cc, np.array([0, 1]), np.array([a100, h100]), indptr, slots)
+    kw = inst.power_kw[[0, 1], [a100, h100]] * inst.pue[[a100, h100]]
+    assert c.kwh == pytest.approx(kw * [5 / 60, 4 / 2.2])
+    # the H100 is rented for the hours worked, 4 $/h, and emits at slot 1, then slot 2 for 0.82 h
+    assert c.usd[1] == pytest.approx(4.0 * 4 / 2.2 * (1 + cc.rework_factor[1, h100]))
+    ci = inst.ci_g_per_kwh[h100]
+    assert c.kg_op[1] == pytest.approx(kw[1] * (ci[1] + (4 / 2.2 - 1) * ci[2]) / 1000)

@@ -68,10 +68,10 @@ def test_pruned_pausable_enumeration_keeps_every_column_under_the_limit(seed: in
     rng = np.random.default_rng(seed)
     duals = Duals(beta=-scale * rng.random((2, 10)), pi=np.zeros((1, 10)), lam=0.0)
     for j, p in zip(*np.nonzero(inst.eligible), strict=True):
-        lo, rt = slot_reduced_costs(prep, int(j), int(p), duals)
+        lo, rt, last_off = slot_reduced_costs(prep, int(j), int(p), duals)
         ip, sl = enumerate_pausable(prep, int(j), int(p))
         every = [tuple(sl[ip[i]:ip[i + 1]]) for i in range(len(ip) - 1)]
-        costs = [float(rt[np.asarray(c) - lo].sum()) for c in every]
+        costs = [float(rt[np.asarray(c) - lo].sum() - last_off[c[-1] - lo]) for c in every]
         limit = float(np.quantile(costs, cut)) if costs else 0.0
         ip2, sl2 = pausable_columns_under(prep, int(j), int(p), duals, limit,
                                           max_columns=10_000)

@@ -19,14 +19,14 @@ FAST = dict(time_limit=5.0, rel_gap=1e-6)
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 # a bound from the restricted master once leaked into the completion's reduced-cost gap, which
 # then dropped the optimal pausable column and "proved" a worse plan optimal
-@example(seed=3710, pausable=0.5, power=True, budget=True, owned=False)
+@example(seed=3710, pausable=0.5, power=True, budget=True, owned=False, partial=False)
 # HiGHS 1.16.0 returned a warm start as "optimal" here (see test_backends.py)
-@example(seed=1477, pausable=0.5, power=False, budget=True, owned=False)
+@example(seed=1477, pausable=0.5, power=False, budget=True, owned=False, partial=False)
 @given(seed=st.integers(0, 100_000), pausable=st.sampled_from([0.0, 0.5]),
-       power=st.booleans(), budget=st.booleans(), owned=st.booleans())
-def test_tiny_plans_match_brute_force(seed, pausable, power, budget, owned) -> None:
+       power=st.booleans(), budget=st.booleans(), owned=st.booleans(), partial=st.booleans())
+def test_tiny_plans_match_brute_force(seed, pausable, power, budget, owned, partial) -> None:
     inst = tiny_instance(seed, n_jobs=3, n_pools=2, n_slots=8, pausable=pausable,
-                         power_cap=power, budget=budget, owned=owned)
+                         power_cap=power, budget=budget, owned=owned, partial_last_slot=partial)
     best, _ = brute_force(inst)
     res = plan(inst, **FAST)
     assert_feasible(inst, res.schedule)

@@ -182,6 +182,7 @@ def build_instance(jobs: Sequence[Job], site: Site, carbon: CarbonSource, *,
     cp = site.carbon_price_usd_per_t
     mid_slot = now - t0 > timedelta(seconds=1)
     deadline_pool = np.zeros((J, P), dtype=np.int32)
+    start_offset = np.zeros(J)  # a frozen run's start inside its first slot, in slots
     spot = market == SPOT
     for j, job in enumerate(kept):
         if job.not_before is not None and job.not_before > t0:
@@ -224,18 +225,25 @@ def build_instance(jobs: Sequence[Job], site: Site, carbon: CarbonSource, *,
             if not eligible[j, p]:  # e.g. a discovered job running where we would not put it
                 eligible[j, p] = True
                 units[j, p] = units[j].max() or 1.0
-                duration[j, p] = max(1, math.ceil(job.remaining_h / slot_h - 1e-9))
+                work_slots[j, p] = job.remaining_h / slot_h
+                duration[j, p] = max(1, math.ceil(work_slots[j, p] - 1e-9))
                 power_kw[j, p] = power_kw[j].max()
             # a start inside a slot occupies the part of the slot after its last whole one too
             offset = at - fixed_start[j]
             if offset > 1e-6:
                 duration[j, p] = math.ceil(offset + duration[j, p] - 1e-9)
+                start_offset[j] = offset
         if job.id in previous and previous[job.id].pool in pool_index:
             prev = previous[job.id]
             prev_pool[j] = pool_index[prev.pool]
             prev_start[j] = round(_slots(prev.start - t0, slot_h))
             move[j] = move_penalty_usd
 
+    # a run ends inside its last reserved slot when its work is not a whole number of slots
+    # (a frozen run that started mid-slot is shifted by its offset into the first, which is
+    # charged whole)
+    final_share = np.where(eligible, np.clip(work_slots + start_offset[:, None] - (duration - 1),
+                                              1e-6, 1.0), 1.0)
     inst = Instance(
         t0=t0, slot_h=slot_h, pool_names=tuple(p.name for p in pools), market=market,
         site=site_idx, pue=pue, eviction_rate_per_h=eviction, embodied_kg_per_unit_h=embodied,
@@ -246,7 +254,7 @@ def build_instance(jobs: Sequence[Job], site: Site, carbon: CarbonSource, *,
         deadline_pool=deadline_pool,
         pausable=pausable, resume_slots=resume, checkpoint_interval_h=ckpt_every,
         checkpoint_cost_h=ckpt_cost, home_pool=home, unplanned_penalty_usd=penalty,
-        carbon_price_usd_per_t=cp,
+        carbon_price_usd_per_t=cp, final_share=final_share,
         carbon_budget_t=site.carbon_budget_t if site.carbon_budget_t else float("inf"),
         fixed_pool=fixed_pool, fixed_start=fixed_start, prev_pool=prev_pool,
         prev_start=prev_start, move_penalty_usd=move,

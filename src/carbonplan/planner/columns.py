@@ -2,8 +2,9 @@
 
 A column is (job, pool, slots). Slots are kept as CSR lists (`indptr`, `slots`), so contiguous
 runs and several-segment runs of pausable jobs share one representation. A column's cost is the
-sum of its slots' costs (see `costs.py`) times `1 + rework_factor[job, pool]`, plus the move
-penalty when the instance announces a previous placement that the column changes.
+sum of its slots' costs (see `costs.py`; its last slot counts `final_share[job, pool]` of one)
+times `1 + rework_factor[job, pool]`, plus the move penalty when the instance announces a previous
+placement that the column changes.
 
 A `Schedule` is the same thing with exactly one entry per job (`pool == -1`: unplanned).
 
@@ -64,8 +65,21 @@ class ColumnCosts:
         return (self.kg_op + self.kg_emb) / 1000.0
 
 
+def slot_weights(cc: CostCoefficients, job: np.ndarray, pool: np.ndarray,
+                 indptr: np.ndarray) -> np.ndarray:
+    """float (nnz,): how much of each occupied slot a run is charged (its last: final_share).
+
+    Slots are in increasing order within each column, as everywhere in the planner.
+    """
+    w = np.ones(int(indptr[-1] - indptr[0]))
+    ends = indptr[1:] > indptr[:-1]
+    w[indptr[1:][ends] - 1 - indptr[0]] = cc.final_share[job[ends], pool[ends]]
+    return w
+
+
 def price_columns(inst: Instance, cc: CostCoefficients, job: np.ndarray, pool: np.ndarray,
-                  indptr: np.ndarray, slots: np.ndarray) -> ColumnCosts:
+                  indptr: np.ndarray, slots: np.ndarray, *, whole_runs: bool = True
+                  ) -> ColumnCosts:
     """Exact cost parts of columns given by (job, pool) (N,) and CSR slots.
 
     Args:
@@ -75,6 +89,8 @@ def price_columns(inst: Instance, cc: CostCoefficients, job: np.ndarray, pool: n
         pool: int (N,) pool index per column (all >= 0).
         indptr: int (N+1,) CSR offsets into `slots`.
         slots: int (nnz,) occupied slot indices.
+        whole_runs: the columns are whole runs (their last slot is charged `final_share`);
+            False prices every slot in full (slot-by-slot costs, not runs).
 
     Returns:
         The cost parts, each (N,).
@@ -83,10 +99,12 @@ def price_columns(inst: Instance, cc: CostCoefficients, job: np.ndarray, pool: n
     jj = np.repeat(job, counts)
     pp = np.repeat(pool, counts)
     factor = 1.0 + cc.rework_factor[job, pool]
-    usd = _segment_sum(slot_usd(cc, jj, pp, slots), indptr) * factor
-    kg_op = _segment_sum(slot_kg_op(cc, jj, pp, slots), indptr) * factor
-    kg_emb = cc.emb_kg_slot[job, pool] * counts * factor
-    kwh = cc.slot_kwh[job, pool] * counts * factor
+    w = slot_weights(cc, job, pool, indptr) if whole_runs else np.ones(len(slots))
+    usd = _segment_sum(slot_usd(cc, jj, pp, slots) * w, indptr) * factor
+    kg_op = _segment_sum(slot_kg_op(cc, jj, pp, slots) * w, indptr) * factor
+    charged = _segment_sum(w, indptr)
+    kg_emb = cc.emb_kg_slot[job, pool] * charged * factor
+    kwh = cc.slot_kwh[job, pool] * charged * factor
     start = first_slots(indptr, slots)
     move = move_penalty(inst, job, pool, start)
     objective = usd + cc.carbon_usd_per_kg * (kg_op + kg_emb) + move

@@ -9,6 +9,9 @@ vectorize as written). A column's cost is the sum of its slots' costs times `(1 
     kg_emb_slot[j, p]   = units * embodied_kg_per_unit_h[p] * slot_h
     objective           = usd + carbon_price * (kg_op + kg_emb) / 1000
 
+A run's last slot counts `final_share[j, p]` of these (the run ends inside it; the capacity of
+the whole slot stays reserved).
+
 Must not import domain models, the store, signals or config.
 """
 
@@ -31,6 +34,7 @@ class CostCoefficients:
     units: np.ndarray             # float (J, P): capacity units per occupied slot
     emb_kg_slot: np.ndarray       # float (J, P): embodied kgCO2e per occupied slot
     rework_factor: np.ndarray     # float (J, P): expected rework as a share of the run (0 off spot)
+    final_share: np.ndarray       # float (J, P): share of its last slot a run is charged, (0, 1]
     usd_per_unit_slot: np.ndarray  # float (P, T): rental $ per unit per slot
     energy_usd_per_kwh: np.ndarray  # float (P, T): energy price
     kg_per_kwh: np.ndarray        # float (P, T): operational kgCO2e per facility kWh
@@ -55,7 +59,7 @@ def build_cost_coefficients(inst: Instance) -> CostCoefficients:
     slot_kwh = formulas.energy_kwh(1.0, inst.power_kw * 1000.0, slot_h, pue)
     facility_kw = inst.power_kw * pue
     emb = formulas.embodied_kg(inst.units, inst.embodied_kg_per_unit_h[None, :], 1.0, slot_h)
-    duration_h = inst.duration_slots.astype(float) * slot_h
+    duration_h = (inst.duration_slots - 1 + inst.final_share) * slot_h
     interval = checkpoint_interval_eff_h(inst, duration_h)
     rate = np.where(inst.market == SPOT, inst.eviction_rate_per_h, 0.0)[None, :]
     rework_h = formulas.expected_rework_h(rate, duration_h, interval,
@@ -67,6 +71,7 @@ def build_cost_coefficients(inst: Instance) -> CostCoefficients:
         units=np.where(inst.eligible, inst.units, 0.0).astype(float),
         emb_kg_slot=np.where(inst.eligible, emb, 0.0),
         rework_factor=np.where(inst.eligible, rework_factor, 0.0),
+        final_share=np.where(inst.eligible, inst.final_share, 1.0),
         usd_per_unit_slot=inst.price_usd_per_unit_h * slot_h,
         energy_usd_per_kwh=inst.energy_price_usd_per_kwh.astype(float),
         kg_per_kwh=formulas.emissions_kg(1.0, inst.ci_g_per_kwh.astype(float)),

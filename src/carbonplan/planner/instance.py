@@ -13,6 +13,9 @@ Conventions:
   pool, MIG compute slices for a MIG pool.
 - `power_kw[j, p]` is the job's IT power in pool p (all its units); facility power multiplies by
   `pue[p]`. Site power caps bound facility power.
+- Capacity is reserved in whole slots, but a run whose work is not a whole number of slots ends
+  inside its last slot: it draws power, emits and is billed for `final_share[j, p]` of that slot
+  only (the run's other slots, resume slots included, in full).
 - Market codes: 0 on-demand, 1 spot, 2 owned.
 """
 
@@ -81,6 +84,9 @@ class Instance:
     # not a whole number of slots, so it may use one slot more there; None: `deadline` everywhere
     deadline_pool: np.ndarray | None = None  # int32 (J, P): slots < deadline_pool[j, p] usable
 
+    # share of its last slot a run on pool p works (and is charged for), in (0, 1]; None: 1
+    final_share: np.ndarray | None = None  # float (J, P)
+
     meta: dict = field(default_factory=dict)  # provenance (zones, sources); solvers ignore it
 
     def __post_init__(self) -> None:
@@ -106,6 +112,13 @@ class Instance:
         if self.deadline_pool is not None and self.deadline_pool.shape != (J, P):
             raise ValueError(f"Instance.deadline_pool: shape {self.deadline_pool.shape}, "
                              f"expected {(J, P)}")
+        if self.final_share is None:
+            object.__setattr__(self, "final_share", np.ones((J, P)))
+        elif self.final_share.shape != (J, P):
+            raise ValueError(f"Instance.final_share: shape {self.final_share.shape}, "
+                             f"expected {(J, P)}")
+        elif np.any(~(self.final_share > 0) | (self.final_share > 1)):
+            raise ValueError("Instance.final_share must lie in (0, 1]")
         for name in ("fixed_pool", "fixed_start", "prev_pool", "prev_start", "move_penalty_usd"):
             if getattr(self, name).shape != (J,):
                 got = getattr(self, name).shape

@@ -26,27 +26,30 @@ class TooMany(Exception):
     """More columns under the limit than the caller can take."""
 
 
-def slot_reduced_costs(prep: Prepared, j: int, p: int, duals: Duals) -> tuple[int, np.ndarray]:
-    """(first slot, reduced cost of each slot of the window) of job j on pool p, move excluded."""
+def slot_reduced_costs(prep: Prepared, j: int, p: int, duals: Duals
+                       ) -> tuple[int, np.ndarray, np.ndarray]:
+    """First slot, reduced cost of each slot of the window of job j on pool p (move excluded),
+    and what is taken off a slot when the run's work ends in it (its uncharged share)."""
     inst, cc = prep.inst, prep.cc
     lo = int(prep.win.earliest[j])
     width = max(int(prep.win.latest_end[j, p]) - lo, 0)
     if width == 0:
-        return lo, np.zeros(0)
+        return lo, np.zeros(0), np.zeros(0)
     ts = np.arange(lo, lo + width, dtype=np.int32)
     one = price_columns(inst, cc, np.full(width, j), np.full(width, p),
-                        np.arange(width + 1, dtype=np.int64), ts)
+                        np.arange(width + 1, dtype=np.int64), ts, whole_runs=False)
     y = duals.projected()
     lam = y.lam if np.isfinite(prep.budget_t) else 0.0
     t_co2e = (one.kg_op + one.kg_emb) / 1000.0
-    rc = (one.objective - one.move_usd - lam * t_co2e - cc.units[j, p] * y.beta[p, ts]
-          - cc.facility_kw[j, p] * y.pi[inst.site[p], ts])
-    return lo, np.maximum(rc, 0.0)  # each term is >= 0; clip rounding noise
+    static = np.maximum(one.objective - one.move_usd - lam * t_co2e, 0.0)
+    rc = static - cc.units[j, p] * y.beta[p, ts] - cc.facility_kw[j, p] * y.pi[inst.site[p], ts]
+    # each term is >= 0; clip rounding noise
+    return lo, np.maximum(rc, 0.0), (1.0 - cc.final_share[j, p]) * static
 
 
 def pausable_columns_under(prep: Prepared, j: int, p: int, duals: Duals, limit: float, *,
                            max_columns: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pausable columns of (j, p) whose slot reduced costs sum to at most `limit`, as CSR.
+    """Pausable columns of (j, p) whose reduced cost (move excluded) is at most `limit`, as CSR.
 
     A column: a first run of 1..n work slots, then runs of `resume_slots` resume slots plus at
     least one work slot each, runs separated by at least one free slot, n work slots in all
@@ -55,7 +58,10 @@ def pausable_columns_under(prep: Prepared, j: int, p: int, duals: Duals, limit: 
     Raises:
         TooMany: more than `max_columns` columns.
     """
-    lo, rt = slot_reduced_costs(prep, j, p, duals)
+    lo, rt, last_off = slot_reduced_costs(prep, j, p, duals)
+    # a column's reduced cost is its slots' sum less `last_off` of its last slot: prune with
+    # the most that can come off, decide at the leaf exactly
+    slack = float(last_off.max(initial=0.0))
     n = int(prep.inst.duration_slots[j, p])
     r = int(prep.inst.resume_slots[j])
     W = len(rt)
@@ -70,14 +76,14 @@ def pausable_columns_under(prep: Prepared, j: int, p: int, duals: Duals, limit: 
             # every completion from s takes lead + work_left slots at least, each costing at
             # least suffix_min[s], which only grows with s: past here nothing fits or pays
             if s + lead + work_left > W or \
-                    cost + (lead + work_left) * suffix_min[s] > limit + 1e-9:
+                    cost + (lead + work_left) * suffix_min[s] > limit + slack + 1e-9:
                 break
             for w in range(1, work_left + 1):
                 end = s + lead + w
                 c = cost + prefix[end] - prefix[s]
                 left = work_left - w
                 if left == 0:
-                    if c <= limit + 1e-9:
+                    if c - last_off[end - 1] <= limit + 1e-9:
                         out.append([*(t for a, b in runs for t in range(a, b)),
                                     *range(s, end)])
                         if len(out) > max_columns:
@@ -86,7 +92,7 @@ def pausable_columns_under(prep: Prepared, j: int, p: int, duals: Duals, limit: 
                 nxt = end + 1  # a pause of one slot at least
                 if nxt + r + left > W:
                     continue  # no room for another run; the single run (w = work_left) may fit
-                if c + (r + left) * suffix_min[nxt] > limit + 1e-9:
+                if c + (r + left) * suffix_min[nxt] > limit + slack + 1e-9:
                     continue
                 search(nxt, left, r, c, [*runs, (s, end)])
 

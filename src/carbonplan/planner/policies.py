@@ -85,7 +85,9 @@ def window_kg(prep: Prepared, j: int, p: int) -> np.ndarray:
     np.cumsum(kg, out=cum[1:])
     out = np.full(T, np.inf)
     if n <= T:
-        out[:T - n + 1] = cum[n:] - cum[:T - n + 1]
+        # the last slot is charged its final share only (the run ends inside it)
+        out[:T - n + 1] = (cum[n:] - cum[:T - n + 1]
+                           - (1.0 - cc.final_share[j, p]) * kg[n - 1:])
     return out
 
 

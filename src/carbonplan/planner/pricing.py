@@ -75,6 +75,7 @@ class _PausableGroup:
     obj: np.ndarray      # float (N, W): objective of each usable slot (incl. rework)
     t: np.ndarray        # float (N, W): tCO2e of each usable slot
     start_extra: np.ndarray  # float (N, W): move penalty paid when the run starts at that slot
+    unused: np.ndarray   # float (N,): share of the last work slot not charged (1 - final share)
     slot_idx: np.ndarray  # int (N, W): absolute slot (clipped) of each offset
     choices: tuple[np.ndarray, np.ndarray] | None = None  # DP back-pointers of the last pricing
     best_step: np.ndarray | None = None
@@ -156,6 +157,12 @@ class Pricer:
                                 + kwh[:, None] * tab_kwh[p].ravel()[idx]
                                 + (n * emb * cpkg)[:, None])
             t = f[:, None] * (kwh[:, None] * tab_kg[p].ravel()[idx] + (n * emb)[:, None]) / 1000
+            # the run ends inside its last slot: that slot is charged its final share only
+            last = np.clip(start + n[:, None] - 1, 0, T - 1)
+            unused = (f * (1.0 - cc.final_share[jobs_p, p]))[:, None]
+            obj = obj - unused * (u[:, None] * usd_unit[p, last] + kwh[:, None] * usd_kwh[p, last]
+                                  + (emb * cpkg)[:, None])
+            t = t - unused * (kwh[:, None] * kg_kwh[p, last] + emb[:, None]) / 1000
             mv = move[jobs_p][:, None] * ~((prev_pool[jobs_p] == p)[:, None]
                                            & (start == prev_start[jobs_p][:, None]))
             obj = np.where(valid, obj + mv, INF)
@@ -206,7 +213,7 @@ class Pricer:
                 n=inst.duration_slots[j, p].astype(np.int64),
                 resume=inst.resume_slots[j].astype(np.int64), units=u, fkw=cc.facility_kw[j, p],
                 obj=np.where(valid, obj, INF), t=np.where(valid, t, 0.0), start_extra=start_extra,
-                slot_idx=slot))
+                unused=1.0 - cc.final_share[j, p], slot_idx=slot))
         return groups
 
     # ---------------------------------------------------------------------------------------
@@ -234,8 +241,10 @@ class Pricer:
             slot_rc = grp.obj - lam * grp.t
             slot_rc = slot_rc - grp.units[:, None] * y.beta[grp.pools[:, None], grp.slot_idx]
             slot_rc = slot_rc - grp.fkw[:, None] * y.pi[grp.sites[:, None], grp.slot_idx]
+            static = grp.obj - lam * grp.t
+            last_discount = grp.unused[:, None] * np.where(np.isfinite(static), static, 0.0)
             best, step, choices = _pausable_dp(slot_rc, grp.start_extra, grp.n, grp.resume,
-                                               keep_paths)
+                                               keep_paths, last_discount)
             grp.choices = choices
             grp.best_step = step
             better = best < pair_rc[grp.jobs, grp.pools]
@@ -392,7 +401,7 @@ def _coupling_term(prep: Prepared, y: Duals, lam: float) -> float:
 
 
 def _pausable_dp(slot_rc: np.ndarray, start_extra: np.ndarray, n: np.ndarray,
-                 resume: np.ndarray, keep_paths: bool
+                 resume: np.ndarray, keep_paths: bool, last_discount: np.ndarray | None = None
                  ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
     """Cheapest run of n work slots in each row's window, each resume costing `resume` slots.
 
@@ -402,6 +411,8 @@ def _pausable_dp(slot_rc: np.ndarray, start_extra: np.ndarray, n: np.ndarray,
         n: int (N,) work slots.
         resume: int (N,) extra occupied slots before each resumed segment.
         keep_paths: return back-pointers.
+        last_discount: float (N, W) taken off when the run's last work slot is that one (the
+            part of the slot after the work ends); the choices before it do not depend on it.
 
     Returns:
         (best cost (N,), step of the last slot (N,), (on-choice, off-choice) int8 (W, N, m+1)).
@@ -445,7 +456,7 @@ def _pausable_dp(slot_rc: np.ndarray, start_extra: np.ndarray, n: np.ndarray,
             ch_on[k] = _pick_entry_full(pick_entry)
             ch_off[k] = from_on
         on, off = new_on, new_off
-        done = on[rows, n]
+        done = on[rows, n] if last_discount is None else on[rows, n] - last_discount[:, k]
         improve = done < best
         best = np.where(improve, done, best)
         best_step = np.where(improve, k, best_step)

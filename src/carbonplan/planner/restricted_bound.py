@@ -12,6 +12,9 @@ part of it keeps a valid lower bound:
 - a pausable (job, pool) pair within `delta`: one binary variable per slot of its window, each
   worth 1/n of the job's assignment (so n slots, anywhere in the window, make one placement),
   costing that slot's share of any column (its $ and carbon times 1 + rework, no move penalty).
+  A real run is charged only `final_share` of its last slot, which may be any of them, so each
+  slot variable also takes 1/n of the most that can come off a last slot of the window (a
+  one-slot job: exactly its final share of the slot; tCO2e: every slot at its final share).
   A real pausable column maps onto n of them (its work slots) at no more cost and no more
   capacity, power or carbon: segments, pauses and resume slots are what is relaxed. So the
   relaxation contains every plan cheaper than the incumbent. (Continuous slot variables gave
@@ -30,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 from carbonplan.planner.backends import Backend, get_backend
-from carbonplan.planner.columns import ColumnSet, contiguous_slots, move_penalty
+from carbonplan.planner.columns import ColumnSet, contiguous_slots, price_columns
 from carbonplan.planner.duals import Duals
 from carbonplan.planner.lns import Incumbent
 from carbonplan.planner.master import RowLayout, build_master
@@ -122,8 +125,8 @@ def restricted_bound(prep: Prepared, cols: ColumnSet, incumbent: float, exact: n
     layout = RowLayout(prep, jobs)
     master = build_master(prep, cols, which, layout, integer=True)
     k = np.arange(len(exact), len(which))
-    master.c[k] = cols.objective[relaxed] - move_penalty(inst, sj, sp, st)
     n = inst.duration_slots[sj, sp].astype(float)
+    master.c[k] = _relaxed_slot_costs(prep, sj, sp, st, width, n)
     job_rows = layout.job_row[sj]
     for var, row, share in zip(k, job_rows, 1.0 / n, strict=True):
         a, b = master.a_start[var], master.a_start[var + 1]
@@ -133,3 +136,17 @@ def restricted_bound(prep: Prepared, cols: ColumnSet, incumbent: float, exact: n
     if not np.isfinite(res.bound):
         return -np.inf
     return float(min(incumbent, res.bound))
+
+
+def _relaxed_slot_costs(prep: Prepared, sj: np.ndarray, sp: np.ndarray, st: np.ndarray,
+                        width: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Objective of each slot variable of the relaxation (see the module docstring), (N,)."""
+    inst, cc = prep.inst, prep.cc
+    full = price_columns(inst, cc, sj, sp, np.arange(len(st) + 1, dtype=np.int64), st,
+                         whole_runs=False)
+    static = full.objective - full.move_usd
+    owner = np.repeat(np.arange(len(width)), width)
+    most = np.full(len(width), -np.inf)
+    np.maximum.at(most, owner, static)
+    unused = 1.0 - cc.final_share[sj, sp]
+    return np.where(n == 1, (1.0 - unused) * static, static - unused * most[owner] / n)
