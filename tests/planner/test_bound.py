@@ -57,3 +57,20 @@ def test_continuation_reports_only_true_bounds(seed: int) -> None:
     tb = tie_broken_pricer(pricer, (ref.pool, ref.start), 5.0)
     zero = Duals.zeros(2, 1, 8)
     assert tb.price(zero).lagrangian >= pricer.price(zero).lagrangian - 1e-9
+
+
+def test_ascent_stops_when_it_stalls() -> None:
+    """`stall=(k, f)` ends the ascent once k iterations gained less than f of the gap left."""
+    inst = tiny_instance(4, n_jobs=4, n_pools=2, n_slots=8, capacity=(1, 1))
+    best, _ = brute_force(inst)
+    pricer = Pricer(prepare(inst))
+    target = best * 10 + 100  # unreachable: without the rule the ascent runs all its iterations
+    free = ascend(pricer, Duals.zeros(2, 1, 8), target, max_iter=40)
+    assert free.iterations == 40
+    # any gain is below 1e9 x the gap left, so the rule stops right at k iterations
+    stopped = ascend(pricer, Duals.zeros(2, 1, 8), target, max_iter=40, stall=(5, 1e9))
+    assert stopped.iterations == 5
+    assert stopped.history == free.history[:6]
+    # a rule no gain can fail (f = 0, gains are never negative) leaves the ascent alone
+    kept = ascend(pricer, Duals.zeros(2, 1, 8), target, max_iter=40, stall=(5, 0.0))
+    assert kept.history == free.history

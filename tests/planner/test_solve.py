@@ -94,6 +94,22 @@ def test_ascent_mode_for_large_instances_gives_a_valid_bound(seed: int, tie_brea
     assert res.result.objective == pytest.approx(best, rel=1e-9, abs=1e-7)
 
 
+@pytest.mark.parametrize("seed", [10, 12, 13])
+def test_a_short_ascent_is_resumed_and_the_plan_priced_again(seed: int) -> None:
+    """Ascent mode with no time for the first ascent: the bound comes from the resumed ascent
+    and the plan is rebuilt at its duals; both stay exact on instances small enough to check."""
+    inst = tiny_instance(seed, n_jobs=4, n_pools=2, n_slots=8, capacity=(1, 1))
+    best, _ = brute_force(inst)
+    messages: list[str] = []
+    res = plan(inst, time_limit=3.0, rel_gap=1e-6,
+               options=PlanOptions(lp_max_jobs=0, bound_share=0.0),
+               progress=lambda p: messages.append(p.message))
+    assert "Lagrangian ascent resumed" in messages
+    assert "dual-priced greedy and single-job moves at the new prices" in messages
+    assert res.result.bound <= best + 1e-6
+    assert res.result.objective == pytest.approx(best, rel=1e-9, abs=1e-7)
+
+
 def test_enumerate_pausable_counts() -> None:
     inst = tiny_instance(0, n_jobs=1, n_pools=1, n_slots=6, pausable=1.0, spot=False)
     import dataclasses

@@ -73,7 +73,8 @@ def ascend(pricer: Pricer, start: Duals, target: float, *, max_iter: int = 200,
            time_limit: float = np.inf, tol: float = 1e-4,
            on_iteration: Callable[[int, float, float], None] | None = None,
            collect: Callable[[PricingResult], None] | None = None, alpha: float = 0.3,
-           target_weight: float = 1.0, theta: float = 1.0) -> AscentResult:
+           target_weight: float = 1.0, theta: float = 1.0,
+           stall: tuple[int, float] | None = None) -> AscentResult:
     """Projected subgradient / volume ascent on L(y) from `start`.
 
     Args:
@@ -89,6 +90,8 @@ def ascend(pricer: Pricer, start: Duals, target: float, *, max_iter: int = 200,
         tol: stop when (target - best bound) / |target| < tol.
         on_iteration: called with (iteration, L(y), best bound).
         collect: called with every pricing result (e.g. to keep the columns it found).
+        stall: (k, f): stop once the last k iterations raised the bound by less than f times
+            the gap left to `target` (the time is worth more elsewhere).
     """
     t_start = time.perf_counter()
     prep: Prepared = pricer.prep
@@ -105,7 +108,7 @@ def ascend(pricer: Pricer, start: Duals, target: float, *, max_iter: int = 200,
     best_y, best_L, best_res = y.copy(), res.lagrangian, res
     units, kw, t = lagrangian_usage(pricer, res)
     avg_u, avg_kw, avg_t = units, kw, t
-    stall = 0
+    misses = 0
     history = [res.lagrangian]
     it = 0
     for it in range(1, max_iter + 1):
@@ -140,18 +143,22 @@ def ascend(pricer: Pricer, start: Duals, target: float, *, max_iter: int = 200,
         if res.lagrangian > best_L:
             improvement = res.lagrangian - best_L
             best_y, best_L, best_res = y.copy(), res.lagrangian, res
-            stall = 0
+            misses = 0
             if improvement > 0.01 * max(gap, 1e-12):
                 theta = min(theta * 1.1, 2.0)
         else:
-            stall += 1
-            if stall >= 3:
+            misses += 1
+            if misses >= 3:
                 theta *= 0.6
-                stall = 0
+                misses = 0
         if on_iteration:
             on_iteration(it, res.lagrangian, best_L)
         if theta < 1e-4:
             break
+        if stall is not None and it >= stall[0]:
+            best_before = max(history[:-stall[0]])
+            if best_L - best_before < stall[1] * (target - best_L):
+                break
     return AscentResult(duals=best_y, bound=best_L, iterations=it,
                         seconds=time.perf_counter() - t_start, avg_units=avg_u, history=history,
                         pricing=best_res)

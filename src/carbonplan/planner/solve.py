@@ -63,6 +63,10 @@ class PlanOptions:
     lp_max_jobs: int = 1000         # column generation on the LP master up to this many jobs;
                                     # beyond, the bound comes from the pricing-only ascent
     bound_share: float = 0.4        # time share of the ascent when it provides the bound
+    bound_more_share: float = 0.6   # share of the time left after the primal steps that the
+                                    # ascent resumes when the gap is still open (ascent mode)
+    bound_more_stall: tuple[int, float] = (25, 0.02)  # ... until 25 iterations gain < 2% of
+                                    # the gap left (then the search gets the time)
     tie_break: bool = True          # that ascent by continuation on tie-broken costs
                                     # (continuation.py); False: the plain ascent
     ascent_iters: int = 0           # ascent iterations before column generation (LP mode)
@@ -195,15 +199,15 @@ def plan(inst: object, *, backend: str | Backend = "highs", time_limit: float = 
     use_lp = n_free <= opt.lp_max_jobs
     res0 = pricer.price(y0)
     y_start, bound = res0.duals, res0.lagrangian
+
+    def on_ascent(it: int, value: float, best_bound: float) -> None:
+        state["bound"] = max(state["bound"], best_bound)
+        if it % 10 == 0:
+            report("bound", f"Lagrangian ascent {it}")
+
     if not use_lp or opt.ascent_iters > 0:
         share = opt.ascent_share if use_lp else opt.bound_share
         iters = opt.ascent_iters if use_lp else 10_000
-
-        def on_ascent(it: int, value: float, best_bound: float) -> None:
-            state["bound"] = max(state["bound"], best_bound)
-            if it % 10 == 0:
-                report("bound", f"Lagrangian ascent {it}")
-
         if use_lp or not opt.tie_break:
             asc = ascend(pricer, y0, best.objective, max_iter=iters,
                          time_limit=max(share * time_limit - elapsed(), 0.0),
@@ -238,10 +242,7 @@ def plan(inst: object, *, backend: str | Backend = "highs", time_limit: float = 
     tick = mark("column_generation", tick)
 
     # -- primal: dual-priced greedy, candidates, 1-opt, search -----------------------------------
-    for chosen in dual_greedy(prep, pricer, cols, y_best):
-        inc = Incumbent(prep, cols, chosen)
-        if inc.objective < best.objective - 1e-9:
-            best = inc
+    best = greedy_at(prep, pricer, cols, y_best, best)
     state["objective"] = best.objective
     if (use_lp and relative_gap(best.objective, bound) > rel_gap
             and n_free <= opt.restricted_max_jobs):
@@ -263,15 +264,32 @@ def plan(inst: object, *, backend: str | Backend = "highs", time_limit: float = 
                 bound = state["bound"] = rb
             report("bound", "restricted integer master")
         tick = mark("restricted", tick)
-    cand_ptr, cand_idx = candidates(prep, pricer, cols, y_best, pricing, cg, best.chosen,
-                                    opt.top_k)
-    lns = LNS(prep, cols, cand_ptr, cand_idx, best, y_best, pricing.job_rc, be, seed=opt.seed,
-              max_jobs=opt.lns_jobs, window=opt.lns_window, sub_time_limit=opt.lns_sub_time,
-              sub_rel_gap=opt.lns_sub_gap, dense=pricer.dense(y_best))
-    lns.one_opt(time_limit=max(time_limit - elapsed(), 0.0))
+    lns = search_at(prep, pricer, cols, y_best, pricing, cg, best, be, opt,
+                    time_limit=max(time_limit - elapsed(), 0.0))
     state["objective"] = best.objective
     tick = mark("primal", tick)
     report("primal", "dual-priced greedy and single-job moves")
+    if not use_lp and relative_gap(best.objective, bound) > rel_gap:
+        # large pools pack well, so what the gap lacks here is bound, not plan (10,000 x 24 x
+        # 168: the repack and search found 0.05% in 50 s, 40 s more ascent 0.4%): resume the
+        # ascent from its best duals, on the true costs, until the gap closes or its share ends
+        more = ascend(pricer, y_best, best.objective, max_iter=1_000_000,
+                      time_limit=max(opt.bound_more_share * (time_limit - elapsed()), 0.0),
+                      tol=rel_gap, alpha=0.3, on_iteration=on_ascent,
+                      stall=opt.bound_more_stall)
+        tick = mark("ascent", tick)
+        report("bound", "Lagrangian ascent resumed")
+        if more.bound - bound > 0.5 * rel_gap * abs(best.objective):
+            # the plan was priced at duals this far off the bound's: price it again (a 10,000-
+            # job plan from a short ascent stays 5% above the optimum however long it searches)
+            bound, y_best, pricing = more.bound, more.duals, more.pricing
+            best = greedy_at(prep, pricer, cols, y_best, best)
+            lns = search_at(prep, pricer, cols, y_best, pricing, cg, best, be, opt,
+                            time_limit=max(time_limit - elapsed(), 0.0))
+            state["objective"] = best.objective
+            tick = mark("primal", tick)
+            report("primal", "dual-priced greedy and single-job moves at the new prices")
+        bound = state["bound"] = max(bound, more.bound)
     for _ in range(opt.repack_rounds):
         # repeat while a round still pays; each round re-solves the LP from the new plan
         left = min(time_limit - elapsed(), opt.repack_share * time_limit)
@@ -426,6 +444,30 @@ def dual_greedy(prep: Prepared, pricer: Pricer, cols: ColumnSet, duals: Duals,
             break
         order = np.concatenate([unplaced, order[placed]])
     return out
+
+
+def greedy_at(prep: Prepared, pricer: Pricer, cols: ColumnSet, duals: Duals,
+              best: Incumbent) -> Incumbent:
+    """The dual-priced greedy's plans at `duals`; the cheapest of them and `best`."""
+    for chosen in dual_greedy(prep, pricer, cols, duals):
+        inc = Incumbent(prep, cols, chosen)
+        if inc.objective < best.objective - 1e-9:
+            best = inc
+    return best
+
+
+def search_at(prep: Prepared, pricer: Pricer, cols: ColumnSet, duals: Duals,
+              pricing: PricingResult, cg: CGResult, best: Incumbent, be: Backend,
+              opt: PlanOptions, *, time_limit: float) -> LNS:
+    """The search around `best` with candidates priced at `duals`, after its single-job moves
+    (which improve `best` in place)."""
+    cand_ptr, cand_idx = candidates(prep, pricer, cols, duals, pricing, cg, best.chosen,
+                                    opt.top_k)
+    lns = LNS(prep, cols, cand_ptr, cand_idx, best, duals, pricing.job_rc, be, seed=opt.seed,
+              max_jobs=opt.lns_jobs, window=opt.lns_window, sub_time_limit=opt.lns_sub_time,
+              sub_rel_gap=opt.lns_sub_gap, dense=pricer.dense(duals))
+    lns.one_opt(time_limit=time_limit)
+    return lns
 
 
 def candidates(prep: Prepared, pricer: Pricer, cols: ColumnSet, duals: Duals,
