@@ -71,7 +71,7 @@ class PlanOptions:
                                     # (continuation.py); False: the plain ascent
     ascent_iters: int = 0           # ascent iterations before column generation (LP mode)
     ascent_share: float = 0.15      # at most this share of the time limit for that ascent
-    cg_share: float = 0.45          # at most this share (cumulative) until CG stops
+    cg_share: float = 0.55          # at most this share (cumulative) until CG stops
     cg_tol: float = 0.1             # CG stops at (z_LP - bound) <= cg_tol * rel_gap * z_LP
     # search settings; None = by time budget: short plans (< 30 s) use many small neighbourhoods,
     # long ones fewer, larger, exactly solved ones (measured on 1,000 x 12 x 72, docs/benchmarks.md)
