@@ -346,9 +346,12 @@ class LNS:
                 inc.set_jobs(np.array([j]), np.array([c]))
         return before - after
 
-    def one_opt(self, *, time_limit: float, sweeps: int = 8) -> int:
+    def one_opt(self, *, time_limit: float, sweeps: int = 8, min_gain: float = 1e-3) -> int:
         """Move single jobs to their cheapest fitting contiguous column (true objective) while
-        that lowers the objective, most expensive jobs first. Returns the number of moves."""
+        that lowers the objective, most expensive jobs first; sweep again until a sweep saves
+        less than `min_gain` of the objective (on 1,000 x 12 x 72 the third sweep saves 6-13 $
+        and the later ones under 1 $, 0.2 s each, which the search spends better). Returns the
+        number of moves."""
         if self.dense is None:
             return 0
         t0 = time.perf_counter()
@@ -356,6 +359,7 @@ class LNS:
         moves = 0
         for _ in range(sweeps):
             moved = 0
+            before = inc.objective
             for j in np.argsort(-self.current_cost()):
                 if time.perf_counter() - t0 > time_limit:
                     break
@@ -375,7 +379,7 @@ class LNS:
                 else:
                     inc.set_jobs(jj, np.array([c_old]))
             moves += moved
-            if moved == 0:
+            if moved == 0 or before - inc.objective < min_gain * abs(before):
                 break
         self._refresh()
         return moves
