@@ -76,13 +76,17 @@ def test_a_forecast_change_moves_announced_jobs(store, site, executor, marker) -
 
 def test_frozen_jobs_are_not_moved(store, site, executor, marker) -> None:
     signals = ScriptedSignals(lambda zone, t: 20.0 if zone == "SE" else 700.0)
-    (job,) = store.add_jobs([recording_job(marker, "soon", slots=5)])
+    # it may not start for 8 s (inside the 30-s freeze window): a job free to start at once could
+    # be started, and finish (the recording job exits at once), before the second cycle plans
+    not_before = datetime.now(UTC) + timedelta(seconds=8)
+    (job,) = store.add_jobs([recording_job(marker, "soon", slots=5, not_before=not_before)])
     d = make_daemon(store, site, executor, signals, freeze_window_s=30)
     d.run_once()
     _, plan1 = store.get_plan()
     signals.fn = lambda zone, t: 20.0 if zone == "PL" else 900.0
     d.run_once()
     _, plan2 = store.get_plan()
+    assert store.get_job(job.id).state is not JobState.SUCCEEDED, "it may not have started yet"
     assert plan2.placements[0].pool == plan1.placements[0].pool == "clean/a100-80gb/owned"
 
 
