@@ -32,8 +32,9 @@ def test_place_dense_respects_capacity() -> None:
                        (inst.power_cap_kw - kw)[np.isfinite(res.power)])
 
 
-def _search_on(seed: int):
-    """A 40-job instance, its dual-priced greedy plan and a search over it."""
+def _search_on(seed: int, plan_prices: Duals | None = None):
+    """A 40-job instance, its dual-priced greedy plan (at `plan_prices`, zero by default) and a
+    search over it at zero prices."""
     from carbonplan.planner.cg import CGResult
 
     inst = tiny_instance(seed, n_jobs=40, n_pools=4, n_slots=16, capacity=(2, 4))
@@ -41,7 +42,8 @@ def _search_on(seed: int):
     pricer = Pricer(prep)
     cols = ColumnSet.empty()
     y = Duals.zeros(4, 2, 16)
-    chosen = dual_greedy(prep, pricer, cols, y, rounds=1)[0]
+    chosen = dual_greedy(prep, pricer, cols, y if plan_prices is None else plan_prices,
+                         rounds=1)[0]
     inc = Incumbent(prep, cols, chosen)
     res = pricer.price(y)
     cg = CGResult(duals=y, bound=res.lagrangian, lp_objective=np.inf, lp=None, pricing=res)
@@ -124,29 +126,14 @@ def test_single_job_moves_go_past_frozen_jobs() -> None:
 def test_single_job_moves_stop_when_a_sweep_saves_little() -> None:
     """Sweeps go on while one saves at least `min_gain` of the objective: with 0 until a sweep
     moves nothing; with a share no sweep can save, after the first."""
-    from carbonplan.planner.cg import CGResult
-
-    def search_from_a_misplaced_plan() -> tuple[Incumbent, LNS]:
-        # the plan is the dual-priced greedy at random prices, so moves by true cost remain
-        inst = tiny_instance(20, n_jobs=40, n_pools=4, n_slots=16, capacity=(2, 4))
-        prep = prepare(inst)
-        pricer = Pricer(prep)
-        cols = ColumnSet.empty()
-        skew = Duals(beta=-50 * np.random.default_rng(20).random((4, 16)),
-                     pi=np.zeros((2, 16)), lam=0.0)
-        inc = Incumbent(prep, cols, dual_greedy(prep, pricer, cols, skew, rounds=1)[0])
-        y = Duals.zeros(4, 2, 16)
-        res = pricer.price(y)
-        cg = CGResult(duals=y, bound=res.lagrangian, lp_objective=np.inf, lp=None, pricing=res)
-        ptr, idx = candidates(prep, pricer, cols, y, res, cg, inc.chosen, 5)
-        return inc, LNS(prep, cols, ptr, idx, inc, y, res.job_rc, get_backend("highs"),
-                        dense=pricer.dense(y))
-
-    inc, lns = search_from_a_misplaced_plan()
+    # the plan is the dual-priced greedy at random prices, so moves by true cost remain
+    skew = Duals(beta=-50 * np.random.default_rng(20).random((4, 16)), pi=np.zeros((2, 16)),
+                 lam=0.0)
+    _, _, inc, lns = _search_on(20, skew)
     start = inc.objective
     all_moves = lns.one_opt(time_limit=5.0, min_gain=0.0)
     all_saved = start - inc.objective
-    inc, lns = search_from_a_misplaced_plan()
+    _, _, inc, lns = _search_on(20, skew)
     one_sweep = lns.one_opt(time_limit=5.0, min_gain=1.0)
     one_saved = start - inc.objective
     assert 0 < one_sweep < all_moves

@@ -238,10 +238,9 @@ class Pricer:
             pair_rc[blk.jobs, blk.pool] = rc[np.arange(len(a)), a]
             pair_start[blk.jobs, blk.pool] = blk.first + a
         for g_i, grp in enumerate(self.groups):
-            slot_rc = grp.obj - lam * grp.t
-            slot_rc = slot_rc - grp.units[:, None] * y.beta[grp.pools[:, None], grp.slot_idx]
-            slot_rc = slot_rc - grp.fkw[:, None] * y.pi[grp.sites[:, None], grp.slot_idx]
             static = grp.obj - lam * grp.t
+            slot_rc = static - grp.units[:, None] * y.beta[grp.pools[:, None], grp.slot_idx]
+            slot_rc = slot_rc - grp.fkw[:, None] * y.pi[grp.sites[:, None], grp.slot_idx]
             last_discount = grp.unused[:, None] * np.where(np.isfinite(static), static, 0.0)
             best, step, choices = _pausable_dp(slot_rc, grp.start_extra, grp.n, grp.resume,
                                                keep_paths, last_discount)

@@ -279,17 +279,18 @@ def plan(inst: object, *, backend: str | Backend = "highs", time_limit: float = 
                       stall=opt.bound_more_stall)
         tick = mark("ascent", tick)
         report("bound", "Lagrangian ascent resumed")
-        if more.bound - bound > 0.5 * rel_gap * abs(best.objective):
+        gain = more.bound - bound
+        bound = state["bound"] = max(bound, more.bound)
+        if gain > 0.5 * rel_gap * abs(best.objective):
             # the plan was priced at duals this far off the bound's: price it again (a 10,000-
             # job plan from a short ascent stays 5% above the optimum however long it searches)
-            bound, y_best, pricing = more.bound, more.duals, more.pricing
+            y_best, pricing = more.duals, more.pricing
             best = greedy_at(prep, pricer, cols, y_best, best)
             lns = search_at(prep, pricer, cols, y_best, pricing, cg, best, be, opt,
                             time_limit=max(time_limit - elapsed(), 0.0))
             state["objective"] = best.objective
             tick = mark("primal", tick)
             report("primal", "dual-priced greedy and single-job moves at the new prices")
-        bound = state["bound"] = max(bound, more.bound)
     for _ in range(opt.repack_rounds):
         # repeat while a round still pays; each round re-solves the LP from the new plan
         left = min(time_limit - elapsed(), opt.repack_share * time_limit)
