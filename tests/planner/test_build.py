@@ -163,6 +163,23 @@ def test_a_job_frozen_mid_slot_holds_the_partial_slot_at_its_end() -> None:
     assert inst.fixed_start[0] == 0 and inst.duration_slots[0, 0] == 3
     # it works half of slot 2 (from 12:00 to 12:30)
     assert inst.final_share[0, 0] == pytest.approx(0.5)
+    # and half of slot 0 (from 10:30): it is charged for the 2 h it works, not 2.5
+    assert inst.start_offset[0] == pytest.approx(0.5)
+    from carbonplan.planner.prepare import frozen_schedule, prepare, schedule_costs
+
+    prep = prepare(inst)
+    c = schedule_costs(inst, prep.cc, frozen_schedule(inst))
+    kw = inst.power_kw[0, 0] * inst.pue[0]
+    assert c.kwh[0] == pytest.approx(2.0 * kw)
+    ci = inst.ci_g_per_kwh[0]
+    assert c.kg_op[0] == pytest.approx(kw * (0.5 * ci[0] + ci[1] + 0.5 * ci[2]) / 1000)
+    assert prep.frozen_cost == pytest.approx(c.objective[0])
+    # another start of the same job on the same pool is not the frozen run: charged whole
+    from carbonplan.planner.columns import contiguous_slots, price_columns
+
+    indptr, slots = contiguous_slots(np.array([1]), np.array([3]))
+    other = price_columns(inst, prep.cc, np.array([0]), np.array([0]), indptr, slots)
+    assert other.kwh[0] == pytest.approx(2.5 * kw)
 
 
 def test_a_run_is_charged_for_the_part_of_its_last_slot_it_works() -> None:

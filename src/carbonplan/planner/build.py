@@ -240,8 +240,8 @@ def build_instance(jobs: Sequence[Job], site: Site, carbon: CarbonSource, *,
             move[j] = move_penalty_usd
 
     # a run ends inside its last reserved slot when its work is not a whole number of slots
-    # (a frozen run that started mid-slot is shifted by its offset into the first, which is
-    # charged whole)
+    # (a frozen run that started mid-slot is shifted by its offset into the first, where it is
+    # charged from its start on: start_offset)
     final_share = np.where(eligible, np.clip(work_slots + start_offset[:, None] - (duration - 1),
                                               1e-6, 1.0), 1.0)
     inst = Instance(
@@ -254,7 +254,7 @@ def build_instance(jobs: Sequence[Job], site: Site, carbon: CarbonSource, *,
         deadline_pool=deadline_pool,
         pausable=pausable, resume_slots=resume, checkpoint_interval_h=ckpt_every,
         checkpoint_cost_h=ckpt_cost, home_pool=home, unplanned_penalty_usd=penalty,
-        carbon_price_usd_per_t=cp, final_share=final_share,
+        carbon_price_usd_per_t=cp, final_share=final_share, start_offset=start_offset,
         carbon_budget_t=site.carbon_budget_t if site.carbon_budget_t else float("inf"),
         fixed_pool=fixed_pool, fixed_start=fixed_start, prev_pool=prev_pool,
         prev_start=prev_start, move_penalty_usd=move,

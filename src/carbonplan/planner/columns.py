@@ -77,6 +77,21 @@ def slot_weights(cc: CostCoefficients, job: np.ndarray, pool: np.ndarray,
     return w
 
 
+def _charge_from_frozen_start(inst: Instance, job: np.ndarray, pool: np.ndarray,
+                              indptr: np.ndarray, slots: np.ndarray, w: np.ndarray) -> None:
+    """A frozen run that started inside its first slot pays for that slot from its start on
+    (`Instance.start_offset`); other columns of the job are untouched. Changes `w` in place."""
+    off = inst.start_offset[job]
+    first = indptr[:-1]
+    at = (off > 0) & (indptr[1:] > first)
+    if not at.any():
+        return
+    at[at] &= ((pool[at] == inst.fixed_pool[job[at]])
+               & (slots[first[at] - indptr[0]] == inst.fixed_start[job[at]]))
+    pos = first[at] - indptr[0]
+    w[pos] = np.maximum(w[pos] - off[at], 0.0)
+
+
 def price_columns(inst: Instance, cc: CostCoefficients, job: np.ndarray, pool: np.ndarray,
                   indptr: np.ndarray, slots: np.ndarray, *, whole_runs: bool = True
                   ) -> ColumnCosts:
@@ -100,6 +115,8 @@ def price_columns(inst: Instance, cc: CostCoefficients, job: np.ndarray, pool: n
     pp = np.repeat(pool, counts)
     factor = 1.0 + cc.rework_factor[job, pool]
     w = slot_weights(cc, job, pool, indptr) if whole_runs else np.ones(len(slots))
+    if whole_runs:
+        _charge_from_frozen_start(inst, job, pool, indptr, slots, w)
     usd = _segment_sum(slot_usd(cc, jj, pp, slots) * w, indptr) * factor
     kg_op = _segment_sum(slot_kg_op(cc, jj, pp, slots) * w, indptr) * factor
     charged = _segment_sum(w, indptr)

@@ -10,7 +10,8 @@ vectorize as written). A column's cost is the sum of its slots' costs times `(1 
     objective           = usd + carbon_price * (kg_op + kg_emb) / 1000
 
 A run's last slot counts `final_share[j, p]` of these (the run ends inside it; the capacity of
-the whole slot stays reserved).
+the whole slot stays reserved), and a frozen run that started inside its first slot counts that
+one from `start_offset[j]` on.
 
 Must not import domain models, the store, signals or config.
 """
@@ -59,7 +60,10 @@ def build_cost_coefficients(inst: Instance) -> CostCoefficients:
     slot_kwh = formulas.energy_kwh(1.0, inst.power_kw * 1000.0, slot_h, pue)
     facility_kw = inst.power_kw * pue
     emb = formulas.embodied_kg(inst.units, inst.embodied_kg_per_unit_h[None, :], 1.0, slot_h)
-    duration_h = (inst.duration_slots - 1 + inst.final_share) * slot_h
+    offset = np.zeros(inst.eligible.shape)  # a frozen run's mid-slot start (start_offset)
+    frozen = np.flatnonzero(inst.fixed_pool >= 0)
+    offset[frozen, inst.fixed_pool[frozen]] = inst.start_offset[frozen]
+    duration_h = (inst.duration_slots - 1 + inst.final_share - offset) * slot_h
     interval = checkpoint_interval_eff_h(inst, duration_h)
     rate = np.where(inst.market == SPOT, inst.eviction_rate_per_h, 0.0)[None, :]
     rework_h = formulas.expected_rework_h(rate, duration_h, interval,

@@ -15,7 +15,8 @@ Conventions:
   `pue[p]`. Site power caps bound facility power.
 - Capacity is reserved in whole slots, but a run whose work is not a whole number of slots ends
   inside its last slot: it draws power, emits and is billed for `final_share[j, p]` of that slot
-  only (the run's other slots, resume slots included, in full).
+  only (the run's other slots, resume slots included, in full). A frozen run that started
+  inside its first slot is likewise charged only from `start_offset[j]` of that slot on.
 - Market codes: 0 on-demand, 1 spot, 2 owned.
 """
 
@@ -86,6 +87,9 @@ class Instance:
 
     # share of its last slot a run on pool p works (and is charged for), in (0, 1]; None: 1
     final_share: np.ndarray | None = None  # float (J, P)
+    # a frozen run that started inside its first slot works (and is charged for) only the rest
+    # of it: its start within that slot, in slots, [0, 1); 0 for every other job; None: 0
+    start_offset: np.ndarray | None = None  # float (J,)
 
     meta: dict = field(default_factory=dict)  # provenance (zones, sources); solvers ignore it
 
@@ -119,6 +123,15 @@ class Instance:
                              f"expected {(J, P)}")
         elif np.any(~(self.final_share > 0) | (self.final_share > 1)):
             raise ValueError("Instance.final_share must lie in (0, 1]")
+        if self.start_offset is None:
+            object.__setattr__(self, "start_offset", np.zeros(J))
+        elif self.start_offset.shape != (J,):
+            raise ValueError(f"Instance.start_offset: shape {self.start_offset.shape}, "
+                             f"expected {(J,)}")
+        elif np.any(~(self.start_offset >= 0) | (self.start_offset >= 1)):
+            raise ValueError("Instance.start_offset must lie in [0, 1)")
+        elif np.any((self.start_offset > 0) & (self.fixed_pool < 0)):
+            raise ValueError("Instance.start_offset: only a frozen run may start mid-slot")
         for name in ("fixed_pool", "fixed_start", "prev_pool", "prev_start", "move_penalty_usd"):
             if getattr(self, name).shape != (J,):
                 got = getattr(self, name).shape
