@@ -74,3 +74,25 @@ def test_ascent_stops_when_it_stalls() -> None:
     # a rule no gain can fail (f = 0, gains are never negative) leaves the ascent alone
     kept = ascend(pricer, Duals.zeros(2, 1, 8), target, max_iter=40, stall=(5, 0.0))
     assert kept.history == free.history
+
+
+def test_continuation_applies_the_stall_rule_to_its_true_stage_only() -> None:
+    """`stall` ends the last stage, on the true costs, after k idle iterations; the tie-broken
+    stages before it run their share (they steer the duals; their own values are not bounds)."""
+    from carbonplan.planner.continuation import ascend_by_continuation
+    from carbonplan.planner.policies import greedy_schedule
+
+    inst = tiny_instance(4, n_jobs=4, n_pools=2, n_slots=8, capacity=(1, 1))
+    best, _ = brute_force(inst)
+    prep = prepare(inst)
+    pricer = Pricer(prep)
+    ref = greedy_schedule(prep, pricer)
+    target = best * 10 + 100  # unreachable: only time or the stall rule end a stage
+    zero = Duals.zeros(2, 1, 8)
+    alone = ascend_by_continuation(pricer, zero, target, ref, time_limit=5.0, tol=1e-9,
+                                   stages=(), stall=(5, 1e9))
+    assert alone.iterations == 5
+    staged = ascend_by_continuation(pricer, zero, target, ref, time_limit=0.5, tol=1e-9,
+                                    stages=((0.05, 0.3),), stall=(5, 1e9))
+    assert staged.iterations > 10  # the perturbed stage ran ~0.15 s, then 5 true iterations
+    assert staged.bound <= best + 1e-7

@@ -96,31 +96,35 @@ def test_ascent_mode_for_large_instances_gives_a_valid_bound(seed: int, tie_brea
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 100_000), pausable=st.sampled_from([0.0, 0.5]),
-       power=st.booleans(), budget=st.booleans(), first_share=st.sampled_from([0.0, 0.4]))
+       power=st.booleans(), budget=st.booleans(), first_share=st.sampled_from([0.0, 0.4]),
+       tie_break=st.booleans())
 def test_ascent_mode_plans_are_feasible_and_bounded(seed, pausable, power, budget,
-                                                    first_share) -> None:
+                                                    first_share, tie_break) -> None:
     """The path of large instances (ascent bound, resumed ascent, re-priced plan) on instances
     small enough to enumerate: every plan feasible, its bound below the optimum."""
     inst = tiny_instance(seed, n_jobs=3, n_pools=2, n_slots=8, pausable=pausable,
                          power_cap=power, budget=budget)
     best, _ = brute_force(inst)
     res = plan(inst, time_limit=2.0, rel_gap=1e-6,
-               options=PlanOptions(lp_max_jobs=0, bound_share=first_share))
+               options=PlanOptions(lp_max_jobs=0, bound_share=first_share,
+                                   tie_break=tie_break))
     assert_feasible(inst, res.schedule)
     assert res.result.bound <= best + 1e-6
     assert best - 1e-7 <= res.result.objective
     assert np.isclose(res.evaluation.objective, res.result.objective, rtol=1e-9, atol=1e-7)
 
 
+@pytest.mark.parametrize("tie_break", [True, False])
 @pytest.mark.parametrize("seed", [10, 12, 13])
-def test_a_short_ascent_is_resumed_and_the_plan_priced_again(seed: int) -> None:
+def test_a_short_ascent_is_resumed_and_the_plan_priced_again(seed: int, tie_break: bool) -> None:
     """Ascent mode with no time for the first ascent: the bound comes from the resumed ascent
-    and the plan is rebuilt at its duals; both stay exact on instances small enough to check."""
+    (by continuation towards the plan found, or plain) and the plan is rebuilt at its duals;
+    both stay exact on instances small enough to check."""
     inst = tiny_instance(seed, n_jobs=4, n_pools=2, n_slots=8, capacity=(1, 1))
     best, _ = brute_force(inst)
     messages: list[str] = []
     res = plan(inst, time_limit=3.0, rel_gap=1e-6,
-               options=PlanOptions(lp_max_jobs=0, bound_share=0.0),
+               options=PlanOptions(lp_max_jobs=0, bound_share=0.0, tie_break=tie_break),
                progress=lambda p: messages.append(p.message))
     assert "Lagrangian ascent resumed" in messages
     assert "dual-priced greedy and single-job moves at the new prices" in messages

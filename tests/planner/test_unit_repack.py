@@ -140,3 +140,19 @@ def test_plans_with_the_repack_are_feasible_and_bounded(seed, power, budget) -> 
     assert_feasible(inst, res.schedule)
     assert res.result.bound <= res.result.objective + 1e-6
     assert np.isclose(res.evaluation.objective, res.result.objective, rtol=1e-9, atol=1e-7)
+
+
+def test_the_repack_is_skipped_beyond_its_job_limit() -> None:
+    """`repack_max_jobs`: with more unit jobs than that, no repack runs (its LP would cost more
+    time than it saves); at or under it, it runs."""
+    inst = _unit_instance(3, n_jobs=40)
+    seen: dict[int, list[str]] = {}
+    for limit in (40, 39):
+        messages: list[str] = []
+        plan(inst, time_limit=3.0, rel_gap=1e-6,
+             options=PlanOptions(lns_jobs=5, completion_max_jobs=0, restricted_max_jobs=0,
+                                 repack_max_jobs=limit),
+             progress=lambda p, m=messages: m.append(p.message))
+        seen[limit] = [m for m in messages if m.startswith("unit jobs repacked")]
+    assert seen[40], "the repack ran at its limit"
+    assert not seen[39]

@@ -59,11 +59,12 @@ def tie_broken_pricer(pricer: Pricer, reference: tuple[np.ndarray, np.ndarray],
 def ascend_by_continuation(pricer: Pricer, start: Duals, target: float, reference: Schedule, *,
                            time_limit: float, tol: float, alpha: float = 0.3,
                            stages: Sequence[tuple[float, float]] = STAGES,
-                           on_iteration: Callable[[int, float, float], None] | None = None
-                           ) -> AscentResult:
+                           on_iteration: Callable[[int, float, float], None] | None = None,
+                           stall: tuple[int, float] | None = None) -> AscentResult:
     """`ascend` through the tie-broken stages, then on the true costs (see the module docstring).
 
-    Each perturbed stage may use at most its share of `time_limit`; the true stage gets the rest.
+    Each perturbed stage may use at most its share of `time_limit`; the true stage gets the rest,
+    and `stall` (see `ascend`) may end it sooner (the perturbed stages steer; they are not cut).
     The result's `bound`, `duals` and `pricing` are the best of the TRUE Lagrangian over the
     stages' ends.
     """
@@ -92,7 +93,8 @@ def ascend_by_continuation(pricer: Pricer, start: Duals, target: float, referenc
         stage = tie_broken_pricer(pricer, ref, eps) if eps > 0 else pricer
         asc = ascend(stage, y, target, max_iter=1_000_000,
                      time_limit=max(min(left(), share * time_limit), 0.0),
-                     tol=tol, alpha=alpha, on_iteration=report)
+                     tol=tol, alpha=alpha, on_iteration=report,
+                     stall=stall if eps == 0 else None)
         iterations += asc.iterations
         y = asc.duals
         res = asc.pricing if eps == 0 else pricer.price(y)

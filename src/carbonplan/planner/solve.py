@@ -53,7 +53,7 @@ from carbonplan.planner.restricted_bound import (
     within_gap,
 )
 from carbonplan.planner.result import SolveResult, Termination, relative_gap
-from carbonplan.planner.unit_repack import repack_unit_jobs
+from carbonplan.planner.unit_repack import repack_unit_jobs, unit_jobs
 
 
 @dataclass
@@ -67,8 +67,8 @@ class PlanOptions:
                                     # ascent resumes when the gap is still open (ascent mode)
     bound_more_stall: tuple[int, float] = (25, 0.02)  # ... until 25 iterations gain < 2% of
                                     # the gap left (then the search gets the time)
-    tie_break: bool = True          # that ascent by continuation on tie-broken costs
-                                    # (continuation.py); False: the plain ascent
+    tie_break: bool = True          # that ascent, and its resumption, by continuation on
+                                    # tie-broken costs (continuation.py); False: the plain ascent
     ascent_iters: int = 0           # ascent iterations before column generation (LP mode)
     ascent_share: float = 0.15      # at most this share of the time limit for that ascent
     cg_share: float = 0.55          # at most this share (cumulative) until CG stops
@@ -91,6 +91,8 @@ class PlanOptions:
     repack_rounds: int = 3          # unit-job LP repacks before the search (unit_repack.py),
                                     # repeated while one saves more than 0.1%
     repack_share: float = 0.15      # at most this share of the time limit for one repack's LP
+    repack_max_jobs: int = 3000     # ... and only up to this many unit jobs (5,010 on the
+                                    # daemon's 10,000-job instance: 17.6 s of LP, nothing saved)
     workers: int = 2                # sub-MIPs solved at once by the search (threads, HiGHS
                                     # only; capped by the cores): on 1,000 x 12 x 72 at low load
                                     # 2 lowered the 10-s gap by ~0.2 points (docs/benchmarks.md)
@@ -272,11 +274,18 @@ def plan(inst: object, *, backend: str | Backend = "highs", time_limit: float = 
     if not use_lp and relative_gap(best.objective, bound) > rel_gap:
         # large pools pack well, so what the gap lacks here is bound, not plan (10,000 x 24 x
         # 168: the repack and search found 0.05% in 50 s, 40 s more ascent 0.4%): resume the
-        # ascent from its best duals, on the true costs, until the gap closes or its share ends
-        more = ascend(pricer, y_best, best.objective, max_iter=1_000_000,
-                      time_limit=max(opt.bound_more_share * (time_limit - elapsed()), 0.0),
-                      tol=rel_gap, alpha=0.3, on_iteration=on_ascent,
-                      stall=opt.bound_more_stall)
+        # ascent from its best duals until the gap closes or its share ends, again through
+        # tie-broken stages, now towards the plan just found (on the daemon's 10,000-job
+        # instance the true-cost ascent stalls at once: ties again)
+        more_time = max(opt.bound_more_share * (time_limit - elapsed()), 0.0)
+        if opt.tie_break:
+            more = ascend_by_continuation(pricer, y_best, best.objective, best.schedule(),
+                                          time_limit=more_time, tol=rel_gap,
+                                          on_iteration=on_ascent, stall=opt.bound_more_stall)
+        else:
+            more = ascend(pricer, y_best, best.objective, max_iter=1_000_000,
+                          time_limit=more_time, tol=rel_gap, alpha=0.3,
+                          on_iteration=on_ascent, stall=opt.bound_more_stall)
         tick = mark("ascent", tick)
         report("bound", "Lagrangian ascent resumed")
         gain = more.bound - bound
@@ -291,7 +300,8 @@ def plan(inst: object, *, backend: str | Backend = "highs", time_limit: float = 
             state["objective"] = best.objective
             tick = mark("primal", tick)
             report("primal", "dual-priced greedy and single-job moves at the new prices")
-    for _ in range(opt.repack_rounds):
+    rounds = opt.repack_rounds if unit_jobs(lns).size <= opt.repack_max_jobs else 0
+    for _ in range(rounds):
         # repeat while a round still pays; each round re-solves the LP from the new plan
         left = min(time_limit - elapsed(), opt.repack_share * time_limit)
         if relative_gap(best.objective, bound) <= rel_gap or left <= 0:
