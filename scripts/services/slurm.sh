@@ -9,8 +9,12 @@
 #       2 x a100_3g.40gb; partitions a (default) and b)
 #   CARBONPLAN_TEST_SLURM_CENTRAL=<slurm.conf of cluster central>  (node central1: 4 x h100;
 #       partition gpu)
-# Ports: four free ones picked at `up` (two test runs can share a machine), or
-# $CARBONPLAN_TEST_SLURM_PORT, +1 (north's slurmctld, slurmd), +10, +11 (central's).
+#   CARBONPLAN_TEST_SLURM_ACCOUNTING=1  when slurmdbd and MariaDB are installed (and we are
+#       root): both clusters then keep accounting in one slurmdbd (MariaDB on its own port and
+#       data directory), so plain `sacct` answers, each cluster for its own jobs.
+# Ports: six free ones picked at `up` (two test runs can share a machine), or
+# $CARBONPLAN_TEST_SLURM_PORT, +1 (north's slurmctld, slurmd), +10, +11 (central's), +20, +21
+# (MariaDB, slurmdbd).
 set -euo pipefail
 cmd=${1:-}; state=$(realpath -m "${2:-}")
 [ -n "$cmd" ] && [ -n "${2:-}" ] || { echo "usage: $0 up|down STATE_DIR" >&2; exit 2; }
@@ -38,9 +42,9 @@ start_munge() {
   munge -S "$mungedir/munge.sock" -n | unmunge -S "$mungedir/munge.sock" >/dev/null
 }
 
-free_ports() {  # four ports nothing listens on now
+free_ports() {  # six ports nothing listens on now
   python3 -c 'import socket
-ss = [socket.socket() for _ in range(4)]
+ss = [socket.socket() for _ in range(6)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in ss))'
 }
@@ -80,7 +84,7 @@ MpiDefault=none
 ReturnToService=2
 MailProg=/bin/true
 GresTypes=gpu
-AccountingStorageType=accounting_storage/none
+$accounting_conf
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/filetxt
 JobCompLoc=$d/log/jobcomp.txt
@@ -99,7 +103,8 @@ CONF
 wait_idle() {
   local name=$1 node=$2 conf=$base/$1/etc/slurm.conf
   for _ in $(seq 1 300); do
-    [ "$(SLURM_CONF=$conf sinfo -h -N -n "$node" -o %T 2>/dev/null | head -n1)" = idle ] && return 0
+    [ "$(SLURM_CONF=$conf timeout 5 sinfo -h -N -n "$node" -o %T 2>/dev/null | head -n1)" = idle ] &&
+      return 0
     sleep 0.1
   done
   echo "slurm.sh: cluster $name did not come up" >&2
@@ -110,12 +115,65 @@ wait_idle() {
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# MariaDB (its own data directory and port, not the system's) and one slurmdbd for both clusters;
+# sets accounting_conf for their slurm.conf (slurmctld reaches slurmdbd through our munged:
+# AccountingStoragePass names its socket). Returns 1 (nothing started) when not installed.
+accounting_conf="AccountingStorageType=accounting_storage/none"
+start_accounting() {
+  local dbport=$1 dbdport=$2 db=$base/db dbd=$base/dbd
+  [ "$(id -u)" = 0 ] && command -v slurmdbd >/dev/null && command -v mariadbd >/dev/null &&
+    command -v mariadb-install-db >/dev/null && command -v mariadb >/dev/null || return 1
+  install -d -o mysql -g mysql "$db"
+  mariadb-install-db --user=mysql --datadir="$db/data" --auth-root-authentication-method=normal \
+    >"$db/install.log" 2>&1
+  setsid mariadbd --user=mysql --datadir="$db/data" --socket="$db/mysql.sock" \
+    --pid-file="$db/mysql.pid" --port="$dbport" --bind-address=127.0.0.1 \
+    --log-error="$db/err.log" </dev/null >/dev/null 2>&1 &
+  for _ in $(seq 1 100); do
+    mariadb -S "$db/mysql.sock" -uroot -e 'select 1' >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  # the password only ever lives in this throwaway database and the 0600 file below
+  mariadb -S "$db/mysql.sock" -uroot -e "create user 'slurm'@'127.0.0.1' identified by 'slurmtest';
+    grant all on slurm_acct_db.* to 'slurm'@'127.0.0.1';"
+  mkdir -p "$dbd/etc" "$dbd/log"
+  : >"$dbd/etc/slurm.conf"  # slurmdbd finds slurmdbd.conf next to SLURM_CONF
+  install -m 600 /dev/null "$dbd/etc/slurmdbd.conf"
+  cat >"$dbd/etc/slurmdbd.conf" <<CONF
+AuthType=auth/munge
+AuthInfo=socket=$mungedir/munge.sock
+DbdHost=localhost
+DbdPort=$dbdport
+SlurmUser=root
+LogFile=$dbd/log/slurmdbd.log
+PidFile=$dbd/slurmdbd.pid
+StorageType=accounting_storage/mysql
+StorageHost=127.0.0.1
+StoragePort=$dbport
+StorageLoc=slurm_acct_db
+StorageUser=slurm
+StoragePass=slurmtest
+CONF
+  SLURM_CONF=$dbd/etc/slurm.conf slurmdbd
+  for _ in $(seq 1 200); do
+    listening "$dbdport" && break
+    sleep 0.1
+  done
+  listening "$dbdport" || { echo "slurm.sh: slurmdbd did not come up" >&2;
+                            tail -20 "$dbd/log/slurmdbd.log" "$db/err.log" >&2; return 1; }
+  accounting_conf="AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=localhost
+AccountingStoragePort=$dbdport
+AccountingStoragePass=$mungedir/munge.sock
+AccountingStorageTRES=gres/gpu"
+}
+
 case "$cmd" in
 up)
   command -v slurmctld >/dev/null || { echo "slurm.sh: Slurm is not installed" >&2; exit 1; }
   if [ -n "${CARBONPLAN_TEST_SLURM_PORT:-}" ]; then
     b=$CARBONPLAN_TEST_SLURM_PORT
-    ports=("$b" $((b + 1)) $((b + 10)) $((b + 11)))
+    ports=("$b" $((b + 1)) $((b + 10)) $((b + 11)) $((b + 20)) $((b + 21)))
   else
     read -r -a ports <<<"$(free_ports)"
   fi
@@ -127,6 +185,8 @@ up)
   done
   rm -rf "$base"; mkdir -p "$base"
   start_munge
+  accounting=0
+  if start_accounting "${ports[4]}" "${ports[5]}"; then accounting=1; fi
   cluster north "${ports[0]}" "${ports[1]}" north1 "gpu:a100:4,gpu:a100_3g.40gb:2" \
     "PartitionName=a Nodes=north1 Default=YES MaxTime=INFINITE State=UP
 PartitionName=b Nodes=north1 MaxTime=INFINITE State=UP" \
@@ -140,8 +200,10 @@ NodeName=@NODE@ Name=gpu Type=a100_3g.40gb File=@DEV@/gpu[4-5]"
   {
     echo "CARBONPLAN_TEST_SLURM_NORTH=$base/north/etc/slurm.conf"
     echo "CARBONPLAN_TEST_SLURM_CENTRAL=$base/central/etc/slurm.conf"
+    [ "$accounting" = 1 ] && echo "CARBONPLAN_TEST_SLURM_ACCOUNTING=1"
   } >>"$state/env"
-  echo "slurm up: clusters north (slurmctld port ${ports[0]}) and central (${ports[2]})"
+  echo "slurm up: clusters north (slurmctld port ${ports[0]}) and central (${ports[2]})," \
+    "accounting $([ "$accounting" = 1 ] && echo "in slurmdbd (port ${ports[5]})" || echo off)"
   ;;
 down)
   [ -d "$base" ] || exit 0
@@ -158,7 +220,8 @@ down)
     done
   done
   pids=()
-  for f in "$base"/*/slurmd.pid "$base"/*/slurmctld.pid "$mungedir/munged.pid"; do
+  for f in "$base"/*/slurmd.pid "$base"/*/slurmctld.pid "$base/dbd/slurmdbd.pid" \
+           "$base/db/mysql.pid" "$mungedir/munged.pid"; do
     alive "$f" && { pids+=("$(cat "$f")"); kill "$(cat "$f")" 2>/dev/null || true; }
   done
   for _ in $(seq 1 100); do
@@ -167,7 +230,8 @@ down)
     [ "$left" = 0 ] && break
     sleep 0.1
   done
-  rm -f "$base"/*/slurmd.pid "$base"/*/slurmctld.pid "$mungedir/munged.pid"
+  rm -f "$base"/*/slurmd.pid "$base"/*/slurmctld.pid "$base/dbd/slurmdbd.pid" "$base/db/mysql.pid" \
+    "$mungedir/munged.pid"
   ;;
 *) echo "usage: $0 up|down STATE_DIR" >&2; exit 2 ;;
 esac

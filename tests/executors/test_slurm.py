@@ -349,6 +349,29 @@ def test_poll_falls_back_to_sacct_c_then_accounting(fake, store) -> None:
     assert fake.calls[-1][1][:3] == ["sacct", "-X", "-P"]
 
 
+def test_a_finished_record_without_its_partition_keeps_the_pool_the_job_was_seen_in(
+        fake, store) -> None:
+    """slurmdbd writes a finished job's partition a few seconds after its end (seen on a real
+    slurmdbd): the pool then stays the one the job was running in, not unknown."""
+    cfg = config(clusters={"north": {"slurm_conf": "/etc/north/slurm.conf", "accounting": True},
+                           "central": {"slurm_conf": "/etc/central/slurm.conf"}})
+    ex = SlurmExecutor(cfg.executor.slurm, cfg.to_site(), run=fake)
+    job = stored(store, ex, fake, squeue_job(1))
+    job = store.transition(job.id, JobState.RUNNING, actor="daemon",
+                           updates={"ran_pool": "north/a100-80gb/owned"})
+    t = int(NOW.timestamp())
+
+    def sacct(argv, *, env, **kw):
+        if argv[0] == "squeue":
+            return subprocess.CompletedProcess(argv, 0, '{"jobs": []}', "")
+        return subprocess.CompletedProcess(argv, 0, f"1|FAILED||{t}|{t + 5}|2:0\n", "")
+
+    ex = SlurmExecutor(cfg.executor.slurm, cfg.to_site(), run=sacct)
+    (u,) = ex.poll([job])
+    assert u.state == JobState.FAILED and u.exit_code == 2
+    assert u.extra["pool"] == "north/a100-80gb/owned"
+
+
 # -- config -----------------------------------------------------------------------------------
 
 

@@ -461,8 +461,11 @@ class SlurmExecutor:
         final = FINAL_STATES.get(f.state)
         if final is None:
             return []
+        # slurmdbd fills a finished job's partition in a few seconds after its end (measured
+        # on 22.05: about 4 s); until then the pool it ran in is the one it was seen in
+        pool = self._pool_of(job, cluster, f.partition, "") if f.partition else ""
         extra = {"cluster": cluster, "partition": f.partition, "slurm_state": f.state,
-                 "pool": self._pool_of(job, cluster, f.partition, "")}
+                 "pool": pool or job.ran_pool or ""}
         return self._final(job, final, f.state, f.started_at, f.ended_at, f.exit_code, extra)
 
     @staticmethod

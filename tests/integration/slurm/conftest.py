@@ -141,14 +141,20 @@ def central(tmp_path: Path) -> Iterator[Cluster]:
     c.cancel_all()
 
 
-def site_config(north: str, central: str) -> SiteConfig:
-    """The test site: cluster north's partitions a and b are two regions, central a third."""
+def site_config(north: str, central: str, *, accounting: bool = False) -> SiteConfig:
+    """The test site: cluster north's partitions a and b are two regions, central a third.
+
+    With `accounting`, both clusters read finished jobs from slurmdbd (plain `sacct`)."""
     jobcomp = str(Path(north).parents[1] / "log" / "jobcomp.txt")
+    # north reads its jobcomp file directly, central through `sacct -c`
+    clusters: dict[str, dict[str, Any]] = {"north": {"slurm_conf": north, "jobcomp": jobcomp},
+                                           "central": {"slurm_conf": central}}
+    if accounting:
+        clusters = {"north": {"slurm_conf": north, "accounting": True},
+                    "central": {"slurm_conf": central, "accounting": True}}
     return parse_config({
         "executor": {"kind": "slurm", "slurm": {
-            # north reads its jobcomp file directly, central through `sacct -c`
-            "clusters": {"north": {"slurm_conf": north, "jobcomp": jobcomp},
-                         "central": {"slurm_conf": central}},
+            "clusters": clusters,
             "gres": {"a100": "a100-80gb", "a100_3g.40gb": "a100-80gb:3g.40gb",
                      "h100": "h100-sxm"},
             "default_slack": "2h", "start_margin": "1m", "command_timeout_s": 20}},
