@@ -9,12 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from carbonplan.domain import JobState
-from carbonplan.executors.apply import apply_actions
-from carbonplan.executors.base import Action, ActionKind
 from carbonplan.executors.slurm import SlurmExecutor
 
 from .conftest import Cluster, site_config, wait_for, wait_state
-from .test_executor import admit, placement
+from .test_executor import admit, announce
 
 pytestmark = pytest.mark.slurm
 
@@ -62,10 +60,8 @@ def test_poll_reports_a_job_that_left_the_queue_from_accounting(north: Cluster, 
     assert jid is not None, err
     job = admit(store, acct, north, jid)
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
-    (out,) = apply_actions(store, acct, [Action(ActionKind.ANNOUNCE, job,
-                                                placement(job, "north-b/a100-80gb/owned", start),
-                                                plan_id=1)])
-    assert out.result.ok, out.result.detail
+    res = announce(store, acct, job, "north-b/a100-80gb/owned", start)
+    assert res.ok, res.detail
     wait_for(f"north:{jid} to run and leave the queue", lambda: north.job(jid) is None,
              timeout=120, every=1.0)
     final = wait_state(store, acct, job.id, {JobState.FAILED, JobState.SUCCEEDED})

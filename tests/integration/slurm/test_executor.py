@@ -40,6 +40,13 @@ def placement(job: Job, pool: str, start: datetime, minutes: float = 1.0) -> Pla
                      kg_co2e=0.01, cost_usd=0.0)
 
 
+def announce(store, ex: SlurmExecutor, job: Job, pool: str, start: datetime, plan_id: int = 1):
+    """Apply one ANNOUNCE of `job` on `pool` at `start`, as the daemon does; its result."""
+    (out,) = apply_actions(store, ex, [Action(ActionKind.ANNOUNCE, job,
+                                              placement(job, pool, start), plan_id=plan_id)])
+    return out.result
+
+
 def test_discovery_turns_squeue_records_into_jobs(north: Cluster, ex: SlurmExecutor) -> None:
     mig, err = north.sbatch("--qos=carbon", "-J", "infer", "-t", "30",
                             "--gres=gpu:a100_3g.40gb:1", "--deadline=now+3hours",
@@ -79,11 +86,9 @@ def test_a_placement_moves_start_and_partition_and_the_job_runs_then_there(
     assert jid is not None, err
     job = admit(store, ex, north, jid)
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=8)
-    (out,) = apply_actions(store, ex, [Action(ActionKind.ANNOUNCE, job,
-                                              placement(job, "north-b/a100-80gb/owned", start),
-                                              plan_id=1)])
-    assert out.result.ok, out.result.detail
-    assert out.result.detail == "updated StartTime, Partition, AdminComment"
+    res = announce(store, ex, job, "north-b/a100-80gb/owned", start, plan_id=1)
+    assert res.ok, res.detail
+    assert res.detail == "updated StartTime, Partition, AdminComment"
     assert store.get_job(job.id).state == JobState.PLANNED
     rec = north.job(jid)
     assert rec["job_state"] == "PENDING" and rec["partition"] == "b"
@@ -109,10 +114,8 @@ def test_the_second_cluster_is_a_second_region(central: Cluster, ex: SlurmExecut
     job = admit(store, ex, central, jid)
     assert job.gpu_types == ["h100-sxm"] and job.regions == ["central"]
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=6)
-    (out,) = apply_actions(store, ex, [Action(ActionKind.ANNOUNCE, job,
-                                              placement(job, "central/h100-sxm/owned", start),
-                                              plan_id=2)])
-    assert out.result.ok and out.result.detail == "updated StartTime, AdminComment"
+    res = announce(store, ex, job, "central/h100-sxm/owned", start, plan_id=2)
+    assert res.ok and res.detail == "updated StartTime, AdminComment"
     done = wait_state(store, ex, job.id, {JobState.SUCCEEDED, JobState.FAILED})
     assert done.state == JobState.FAILED and done.exit_code == 3
     assert done.started_at >= start and done.ran_pool == "central/h100-sxm/owned"
@@ -181,10 +184,8 @@ def test_fail_closed_job_is_released_at_its_slot(north: Cluster, ex: SlurmExecut
     assert north.job(jid)["priority"] == 0
     job = admit(store, ex, north, jid)
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=6)
-    (out,) = apply_actions(store, ex, [Action(ActionKind.ANNOUNCE, job,
-                                              placement(job, "north-a/a100-80gb/owned", start),
-                                              plan_id=5)])
-    assert out.result.ok and out.result.detail == "updated StartTime, AdminComment, released"
+    res = announce(store, ex, job, "north-a/a100-80gb/owned", start, plan_id=5)
+    assert res.ok and res.detail == "updated StartTime, AdminComment, released"
     rec = north.job(jid)
     assert rec["priority"] > 0 and rec["eligible_time"] == int(start.timestamp())
     done = wait_state(store, ex, job.id, {JobState.SUCCEEDED, JobState.FAILED})
