@@ -65,31 +65,23 @@ class ColumnCosts:
         return (self.kg_op + self.kg_emb) / 1000.0
 
 
-def slot_weights(cc: CostCoefficients, job: np.ndarray, pool: np.ndarray,
-                 indptr: np.ndarray) -> np.ndarray:
-    """float (nnz,): how much of each occupied slot a run is charged (its last: final_share).
+def slot_weights(inst: Instance, cc: CostCoefficients, job: np.ndarray, pool: np.ndarray,
+                 indptr: np.ndarray, slots: np.ndarray) -> np.ndarray:
+    """float (nnz,): how much of each occupied slot a run is charged: its last `final_share`,
+    and a frozen run that started inside its first slot that one from `start_offset` on (only
+    the frozen placement: another start of the job is charged whole).
 
     Slots are in increasing order within each column, as everywhere in the planner.
     """
     w = np.ones(int(indptr[-1] - indptr[0]))
-    ends = indptr[1:] > indptr[:-1]
+    first, ends = indptr[:-1] - indptr[0], indptr[1:] > indptr[:-1]
     w[indptr[1:][ends] - 1 - indptr[0]] = cc.final_share[job[ends], pool[ends]]
-    return w
-
-
-def _charge_from_frozen_start(inst: Instance, job: np.ndarray, pool: np.ndarray,
-                              indptr: np.ndarray, slots: np.ndarray, w: np.ndarray) -> None:
-    """A frozen run that started inside its first slot pays for that slot from its start on
-    (`Instance.start_offset`); other columns of the job are untouched. Changes `w` in place."""
     off = inst.start_offset[job]
-    first = indptr[:-1]
-    at = (off > 0) & (indptr[1:] > first)
-    if not at.any():
-        return
-    at[at] &= ((pool[at] == inst.fixed_pool[job[at]])
-               & (slots[first[at] - indptr[0]] == inst.fixed_start[job[at]]))
-    pos = first[at] - indptr[0]
-    w[pos] = np.maximum(w[pos] - off[at], 0.0)
+    frozen = ends & (off > 0)
+    frozen[frozen] &= ((pool[frozen] == inst.fixed_pool[job[frozen]])
+                       & (slots[first[frozen]] == inst.fixed_start[job[frozen]]))
+    w[first[frozen]] = np.maximum(w[first[frozen]] - off[frozen], 0.0)
+    return w
 
 
 def price_columns(inst: Instance, cc: CostCoefficients, job: np.ndarray, pool: np.ndarray,
@@ -114,9 +106,7 @@ def price_columns(inst: Instance, cc: CostCoefficients, job: np.ndarray, pool: n
     jj = np.repeat(job, counts)
     pp = np.repeat(pool, counts)
     factor = 1.0 + cc.rework_factor[job, pool]
-    w = slot_weights(cc, job, pool, indptr) if whole_runs else np.ones(len(slots))
-    if whole_runs:
-        _charge_from_frozen_start(inst, job, pool, indptr, slots, w)
+    w = slot_weights(inst, cc, job, pool, indptr, slots) if whole_runs else np.ones(len(slots))
     usd = _segment_sum(slot_usd(cc, jj, pp, slots) * w, indptr) * factor
     kg_op = _segment_sum(slot_kg_op(cc, jj, pp, slots) * w, indptr) * factor
     charged = _segment_sum(w, indptr)
