@@ -211,6 +211,16 @@ class SlurmExecutorSection(BaseModel):
     federation: bool = False    # the clusters form a Slurm federation: jobs may change cluster
     command_timeout_s: float = Field(default=30.0, gt=0)
 
+    @field_validator("federation")
+    @classmethod
+    def _federation_accounting(cls, v: bool, info: ValidationInfo) -> bool:
+        lacking = sorted(n for n, c in (info.data.get("clusters") or {}).items()
+                         if not c.accounting)
+        if v and lacking:
+            raise ValueError("a Slurm federation keeps its jobs in slurmdbd: set accounting = "
+                             f"true on every cluster (not on {', '.join(lacking)})")
+        return v
+
     @field_validator("default_slack", "start_margin")
     @classmethod
     def _duration(cls, v: str, info: ValidationInfo) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,11 +19,14 @@ from carbonplan.executors import make_executor
 from carbonplan.executors.base import Action, ActionKind
 from carbonplan.executors.slurm import SlurmExecutor, slurm_time
 from carbonplan.executors.slurm_formats import (
+    Finished,
     Tag,
     colon_exit_code,
+    federated_record,
     has_word,
     hours_estimate,
     parse_jobcomp_line,
+    parse_sacct_row,
     parse_tag,
     wait_status_exit_code,
     with_tag,
@@ -33,10 +37,11 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 def config(**slurm):
+    acct = {"accounting": True} if slurm.get("federation") else {}  # a federation needs it
     return parse_config({
         "executor": {"kind": "slurm", "slurm": {
-            "clusters": {"north": {"slurm_conf": "/etc/north/slurm.conf"},
-                         "central": {"slurm_conf": "/etc/central/slurm.conf"}},
+            "clusters": {"north": {"slurm_conf": "/etc/north/slurm.conf", **acct},
+                         "central": {"slurm_conf": "/etc/central/slurm.conf", **acct}},
             "gres": {"a100": "a100-80gb", "a100_3g.40gb": "a100-80gb:3g.40gb",
                      "h100": "h100-sxm"}, **slurm}},
         "regions": [{"name": "north", "zone": "SE"}, {"name": "central", "zone": "DE"}],
@@ -58,6 +63,7 @@ class FakeSlurm:
                                             "/etc/central/slurm.conf": []}
         self.calls: list[tuple[str, list[str]]] = []
         self.fail: subprocess.CompletedProcess | Exception | None = None
+        self.on_write: Callable[[list[str]], None] | None = None  # how "Slurm" reacts
 
     def __call__(self, argv, *, env, **kw):
         conf = env["SLURM_CONF"]
@@ -69,6 +75,8 @@ class FakeSlurm:
         if argv[:2] == ["squeue", "--json"]:
             return subprocess.CompletedProcess(argv, 0, json.dumps({"jobs": self.jobs[conf]}),
                                                "")
+        if self.on_write is not None:
+            self.on_write(argv)
         return subprocess.CompletedProcess(argv, 0, "", "")
 
     def writes(self) -> list[list[str]]:
@@ -186,6 +194,22 @@ def test_federation_lets_jobs_plan_anywhere_and_unknown_gres_is_kept(fake) -> No
     assert d.spec.regions == [] and d.spec.gpu_types == ["v80"] and d.pool is None
 
 
+def test_a_federated_job_is_found_once_at_its_origin(fake) -> None:
+    """Slurm lists a federated job's sibling on every cluster under the same id; as the origin
+    owns the job, a copy on another cluster is not a second job (nor is a record without id,
+    which 22.05 prints for a revoked sibling)."""
+    cfg = config(federation=True)
+    ex = SlurmExecutor(cfg.executor.slurm, cfg.to_site(), run=fake)
+    fake.jobs["/etc/north/slurm.conf"].append(squeue_job(67108865, federation_origin="north"))
+    fake.jobs["/etc/central/slurm.conf"] += [
+        squeue_job(67108865, federation_origin="north", partition="gpu"),
+        {k: v for k, v in squeue_job(67108866, job_state="REVOKED").items() if k != "job_id"},
+        squeue_job(67108867, federation_origin="central")]
+    assert sorted(d.ref for d in ex.discover()) == ["central:67108867", "north:67108865"]
+    plain = SlurmExecutor(config().executor.slurm, config().to_site(), run=fake)
+    assert len(plain.discover()) == 3  # outside a federation each cluster's jobs are its own
+
+
 def test_an_unreachable_cluster_is_skipped(ex, fake) -> None:
     fake.fail = subprocess.CompletedProcess([], 1, "", "squeue: error: Unable to contact "
                                             "slurm controller (connect failure)")
@@ -255,19 +279,81 @@ def test_no_start_past_deadline_minus_limit_minus_margin(ex, fake, store) -> Non
     assert fake.writes()[0][3] == f"StartTime={slurm_time(latest)}"
 
 
-def test_moving_across_clusters_needs_a_federation(fake, store) -> None:
+def test_moving_across_clusters_needs_a_federation(fake, store, monkeypatch) -> None:
     ex = SlurmExecutor(config().executor.slurm, config().to_site(), run=fake)
     job = stored(store, ex, fake, squeue_job(1))
     r = ex.apply(announce(job, "central/h100-sxm/owned", NOW + timedelta(hours=1)))
     assert not r.ok and not r.retryable and fake.writes() == []
     cfg = config(federation=True)
     fed = SlurmExecutor(cfg.executor.slurm, cfg.to_site(), run=fake)
+    monkeypatch.setattr("carbonplan.executors.slurm.MOVE_WAIT_S", 0.05)
+    asked = []
+
+    def slurm(argv: list[str]) -> None:  # central holds the job from the second request on
+        if argv[-1] == "Clusters=central":
+            asked.append(argv)
+            if len(asked) == 2:
+                fake.jobs["/etc/central/slurm.conf"].append(moved(squeue_job(1), "central")[1])
+
+    fake.on_write = slurm
     r = fed.apply(announce(job, "central/h100-sxm/owned", NOW + timedelta(hours=1)))
-    assert r.ok
-    update, _ = fake.writes()
-    # the origin cluster's controller is asked; the job keeps its id in the federation
-    assert fake.calls[-1][0] == "/etc/north/slurm.conf"
-    assert update[3] == "Clusters=central" and "Gres=gpu:h100:2" in update
+    assert r.ok and "Clusters" in r.detail and len(asked) == 2
+    update, clusters, again, _ = fake.writes()
+    assert again == clusters
+    # the origin cluster's controller is asked; the job keeps its id in the federation. The
+    # GRES first, then the move in a call of its own: Slurm makes the new sibling from the job
+    # as it is then, and revokes a job before it changes the other fields of the same call
+    assert {conf for conf, a in fake.calls if a[0] != "squeue"} == {"/etc/north/slurm.conf"}
+    assert "Gres=gpu:h100:2" in update and not any(f.startswith("Clusters") for f in update)
+    assert clusters == ["scontrol", "update", "JobId=1", "Clusters=central"]
+    # a cluster that never holds it: asked three times, then a failure to retry
+    job2 = stored(store, fed, fake, squeue_job(2))
+    asked.clear()
+    r = fed.apply(announce(job2, "central/h100-sxm/owned", NOW + timedelta(hours=1)))
+    assert not r.ok and r.retryable and "has not taken it" in r.detail and len(asked) == 3
+
+
+def moved(rec: dict, to: str, **kw) -> tuple[dict, dict]:
+    """The origin's revoked record of a job moved in the federation, and the sibling's."""
+    origin = {**rec, "job_state": "REVOKED", "federation_origin": "north",
+              "federation_siblings_active": to}
+    return origin, {**rec, "federation_origin": "north", "partition": "gpu",
+                    "tres_per_node": "gres:gpu:h100:2", **kw}
+
+
+def test_a_moved_job_is_followed_to_its_sibling_and_is_not_moved_back(fake, store) -> None:
+    cfg = config(federation=True)
+    ex = SlurmExecutor(cfg.executor.slurm, cfg.to_site(), run=fake)
+    job = stored(store, ex, fake, squeue_job(1))
+    origin, sibling = moved(fake.jobs["/etc/north/slurm.conf"].pop(), "central")
+    fake.jobs["/etc/north/slurm.conf"].append(origin)
+    fake.jobs["/etc/central/slurm.conf"].append(sibling)
+    later = NOW + timedelta(hours=3)
+    r = ex.apply(announce(job, "central/h100-sxm/owned", later))
+    assert r.ok and "Clusters" not in r.detail  # already there: only the start moves
+    (update, _) = fake.writes()
+    assert update[3:] == [f"StartTime={slurm_time(later)}"]
+    fake.calls.clear()
+    # back to north would need Gres=a100 on a job its origin took gpu:h100 for: refused
+    r = ex.apply(announce(job, "north/a100-80gb/owned", later))
+    assert not r.ok and not r.retryable and "stays where it is" in r.detail
+    assert fake.writes() == []
+    sibling.update(job_state="RUNNING", start_time=int(NOW.timestamp()))
+    (u,) = ex.poll([job])
+    assert u.state == JobState.RUNNING and u.extra["pool"] == "central/h100-sxm/owned"
+    assert u.extra["cluster"] == "central"
+
+
+def test_federated_accounting_keeps_the_run_that_counts() -> None:
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    failed_sibling = Finished(9, "FAILED", "gpu", t, t, 1, cluster="central")
+    ran = Finished(9, "CANCELLED", "a", t, t + timedelta(seconds=11), 0, cluster="north")
+    assert federated_record([failed_sibling, ran], None) is ran
+    assert federated_record([ran, failed_sibling], None) is ran
+    assert federated_record([ran, failed_sibling], "central") is failed_sibling
+    assert federated_record([failed_sibling], "north") is failed_sibling
+    row = parse_sacct_row("9|COMPLETED|gpu|1700000000|1700000060|0:0|central")
+    assert row is not None and row.cluster == "central" and row.state == "COMPLETED"
 
 
 def test_release_without_a_plan_and_cancel(ex, fake, store) -> None:

@@ -22,6 +22,7 @@ executor protocol only).
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -61,6 +62,8 @@ from carbonplan.timeparse import parse_duration
 log = logging.getLogger("carbonplan.executors.slurm")
 
 NO_VAL = 4294967294      # Slurm's "unset" for 32-bit fields
+MOVE_TRIES = 3           # `Clusters=` asked at most this often per move,
+MOVE_WAIT_S = 2.0        # each time waiting this long for the other cluster to hold the job
 INFINITE = 4294967295
 
 
@@ -116,7 +119,7 @@ class SlurmExecutor:
         extra = {"run": run} if run is not None else {}
         self.clusters = {
             name: ClusterCli(name, c.slurm_conf, settings.command_timeout_s, c.accounting,
-                             c.jobcomp, **extra)
+                             c.jobcomp, settings.federation, **extra)
             for name, c in settings.clusters.items()}
         self.gres_to_gpu: dict[str, tuple[str, str | None]] = {}
         gpu_to_gres: dict[tuple[str, str | None], str] = {}
@@ -147,6 +150,8 @@ class SlurmExecutor:
             for rec in recs:
                 if base_state(str(rec.get("job_state", ""))) != "PENDING":
                     continue
+                if self._sibling_copy(name, rec):
+                    continue
                 if not self._opted_in(rec):
                     continue
                 found = self.translate(name, rec, now=now)
@@ -169,20 +174,38 @@ class SlurmExecutor:
             if ref is not None and job.active:
                 by_cluster[ref[0]].append((job, ref[1]))
         updates: list[JobUpdate] = []
+        listed: dict[str, dict[int, dict[str, Any]]] = {}  # each cluster's squeue, once
+
+        def queue(name: str) -> dict[int, dict[str, Any]]:
+            if name not in listed:
+                listed[name] = {int(r["job_id"]): r for r in self.clusters[name].jobs()}
+            return listed[name]
+
         for name, items in by_cluster.items():
-            cli = self.clusters[name]
             try:
-                live = {int(r["job_id"]): r for r in cli.jobs()}
+                live: dict[int, tuple[str, dict[str, Any]]] = {}
+                ran_in: dict[int, str] = {}
+                for job, jid in items:
+                    rec = queue(name).get(jid)
+                    where = self._active_sibling(name, rec) if rec is not None else None
+                    if where is not None:  # moved in the federation: its record is there
+                        rec = queue(where).get(jid)
+                        ran_in[jid] = where
+                    elif rec is None and self.settings.federation and job.ran_pool in \
+                            self.targets:
+                        ran_in[jid] = self.targets[job.ran_pool].cluster
+                    if rec is not None:
+                        live[jid] = (where or name, rec)
                 gone = [jid for _, jid in items if jid not in live]
-                done = cli.finished(gone) if gone else {}
+                done = self.clusters[name].finished(gone, ran_in) if gone else {}
             except SlurmError as exc:
                 log.warning("poll: cluster %s skipped: %s", name, exc)
                 continue
             for job, jid in items:
                 if jid in live:
-                    updates += self._updates_live(job, name, live[jid])
+                    updates += self._updates_live(job, *live[jid])
                 elif jid in done:
-                    updates += self._updates_done(job, name, done[jid])
+                    updates += self._updates_done(job, done[jid].cluster or name, done[jid])
         return updates
 
     def logs(self, job: Job, tail: int | None = None) -> str:
@@ -193,6 +216,18 @@ class SlurmExecutor:
                 f"(scontrol show job {ref[1]}: StdOut)")
 
     # -- discovery -----------------------------------------------------------------------------
+
+    def _sibling_copy(self, cluster: str, rec: dict[str, Any]) -> bool:
+        """A federated job's sibling on another cluster than its origin: the origin owns it."""
+        origin = str(rec.get("federation_origin") or "")
+        return self.settings.federation and bool(origin) and origin != cluster
+
+    def _active_sibling(self, origin: str, rec: dict[str, Any]) -> str | None:
+        """The configured cluster a federated job was moved to (its origin record is REVOKED)."""
+        if not self.settings.federation or base_state(str(rec.get("job_state"))) != "REVOKED":
+            return None
+        active = str(rec.get("federation_siblings_active") or "").split(",")
+        return next((c for c in active if c in self.clusters and c != origin), None)
 
     def _opted_in(self, rec: dict[str, Any]) -> bool:
         tag = parse_tag(rec.get("admin_comment"))
@@ -308,6 +343,10 @@ class SlurmExecutor:
                                 "configured cluster")
         cluster, jid = ref
         rec = self._find(cluster, jid)
+        where = self._active_sibling(cluster, rec) if rec is not None else None
+        if where is not None:  # moved in the federation: its live record is on that cluster
+            rec = self._find(where, jid)
+        where = where or cluster
         if rec is None:
             return ActionResult(ok=False, detail=f"Slurm job {cluster}:{jid} is no longer "
                                 "queued")
@@ -319,6 +358,7 @@ class SlurmExecutor:
         tag = parse_tag(rec.get("admin_comment")) or Tag("tagged", {"via": "carbonplan"})
         fields: list[str] = []
         notes: list[str] = []
+        move: str | None = None  # the federation cluster the job goes to
         if p is None:  # not planned by carbonplan: runs as submitted
             start = max(now, _when(tag.not_before or 0) or now)
             new_tag = tag if tag.state == "released" else tag.evolve("released",
@@ -329,12 +369,15 @@ class SlurmExecutor:
             if target is None:
                 return ActionResult(ok=False, detail=f"pool {p.pool} names no Slurm cluster "
                                     "and partition (pool labels)")
-            if target.cluster != cluster:
+            if target.cluster != where:
                 if not self.settings.federation:
                     return ActionResult(ok=False, detail=f"pool {p.pool} is on cluster "
                                         f"{target.cluster} but the job was submitted to "
                                         f"{cluster} (no federation)")
-                fields.append(f"Clusters={target.cluster}")
+                stuck = self._one_way(cluster, rec, target)
+                if stuck:
+                    return ActionResult(ok=False, detail=f"Slurm job {cluster}:{jid} {stuck}")
+                move = target.cluster
             start = action.placement.start if action.kind == ActionKind.ANNOUNCE else now
             latest = self._latest_start(rec, job)
             if latest is not None and start > latest:
@@ -347,14 +390,25 @@ class SlurmExecutor:
         fields += self._start_field(rec, start, now)
         if target is not None:
             if str(rec.get("partition") or "") != target.partition:
-                fields.append(f"Partition={target.partition}")
+                if target.cluster == cluster or target.partition in self._partitions(cluster):
+                    fields.append(f"Partition={target.partition}")
+                else:
+                    notes.append(f"partition left to cluster {target.cluster} (the origin "
+                                 f"{cluster} has no partition {target.partition}, and Slurm "
+                                 "checks a federated job's partition there)")
             gres = self._gres_field(rec, target)
             if isinstance(gres, ActionResult):
                 return gres
             fields += gres
         cli = self.clusters[cluster]
-        if fields:
+        if fields:  # at the origin, which passes them on to the cluster holding the job
             cli.update(jid, fields)
+        if move is not None:
+            if not self._move(cluster, jid, move):
+                return ActionResult(ok=False, retryable=True, detail=(
+                    f"Slurm job {cluster}:{jid}: cluster {move} has not taken it (asked "
+                    f"{MOVE_TRIES} times); {', '.join(fields) or 'nothing else'} changed"))
+            fields.append(f"Clusters={move}")
         changed = [f.split("=", 1)[0] for f in fields]
         # The decision goes into the admin comment in a call of its own: Slurm lets an Operator
         # move jobs but only an Admin (or root, SlurmUser) set AdminComment, and it rejects a
@@ -378,6 +432,45 @@ class SlurmExecutor:
                                 detail="; ".join(["unchanged", *notes]))
         return ActionResult(ok=True, ref=f"{cluster}:{jid}",
                             detail="; ".join([f"updated {', '.join(changed)}", *notes]))
+
+    def _move(self, origin: str, jid: int, to: str) -> bool:
+        """Move a federated job to cluster `to`; True once `to` holds it pending or running.
+
+        `Clusters=` goes in a call of its own, after the GRES: Slurm makes the new sibling from
+        the job as it is then, and in one call with other fields it revokes the job before it
+        changes them. Right after submission the origin may still take the sibling it sent at
+        submit (which failed where the GRES did not exist) for alive, and the move ends with no
+        cluster holding the job; asking again then works (both measured on 22.05)."""
+        for _ in range(MOVE_TRIES):
+            self.clusters[origin].update(jid, [f"Clusters={to}"])
+            deadline = time.monotonic() + MOVE_WAIT_S
+            while True:
+                rec = self._find(to, jid)
+                if rec is not None and base_state(str(rec.get("job_state"))) in (
+                        PENDING_STATES | RUNNING_STATES):
+                    return True
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(0.2)
+        return False
+
+    def _partitions(self, cluster: str) -> set[str]:
+        return {t.partition for t in self.targets.values() if t.cluster == cluster}
+
+    def _one_way(self, origin: str, rec: dict[str, Any], target: Target) -> str:
+        """Why a job may not go back to its origin cluster ('' when it may).
+
+        Once the origin accepted a GRES type it has no GPUs of (the type of the cluster the job
+        moved to), Slurm 22.05 keeps the job never runnable there (BadConstraints), even with
+        the GRES set back: measured on the test federation."""
+        if target.cluster != origin:
+            return ""
+        asked = parse_gpu_gres(str(rec.get("tres_per_node") or ""))
+        kinds = {t.gres for t in self.targets.values() if t.cluster == origin and t.gres}
+        if asked is None or asked[0] is None or asked[0] in kinds:
+            return ""
+        return (f"asks for gpu:{asked[0]} since it left {origin}, which has no such GPUs; "
+                f"Slurm would keep it never runnable there, so it stays where it is")
 
     def _latest_start(self, rec: dict[str, Any], job: Job) -> datetime | None:
         """deadline - time limit - margin: Slurm cancels a job that cannot end by --deadline."""

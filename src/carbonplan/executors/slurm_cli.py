@@ -11,14 +11,16 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from carbonplan.executors.slurm_formats import (
+    SACCT_FEDERATION_FIELDS,
     SACCT_FIELDS,
     Finished,
+    federated_record,
     parse_jobcomp_line,
     parse_sacct_row,
 )
@@ -47,6 +49,7 @@ class ClusterCli:
     timeout_s: float = 30.0
     accounting: bool = False
     jobcomp: str | None = None
+    federation: bool = False  # accounting of every cluster in the federation (sacct --federation)
     run: Runner = subprocess.run
 
     def _env(self) -> dict[str, str]:
@@ -78,33 +81,45 @@ class ClusterCli:
     def jobs(self) -> list[dict[str, Any]]:
         """Every job slurmctld still holds (pending, running, finished within MinJobAge).
 
-        `squeue --json` (Slurm 21.08+) ignores squeue's filters, so callers filter.
+        `squeue --json` (Slurm 21.08+) ignores squeue's filters, so callers filter. Records
+        without a job id are left out: 22.05 lists a federated job's revoked sibling so.
         """
         out = self.call(["squeue", "--json"])
         try:
-            return list(json.loads(out).get("jobs", []))
+            jobs = json.loads(out).get("jobs", [])
         except (ValueError, AttributeError):
             raise SlurmError(f"squeue --json on cluster {self.name}: not JSON",
                              retryable=True) from None
+        return [j for j in jobs if isinstance(j, dict) and isinstance(j.get("job_id"), int)]
 
-    def finished(self, job_ids: Iterable[int]) -> dict[int, Finished]:
-        """Jobs that left the queue: from accounting (sacct), else the completion log."""
+    def finished(self, job_ids: Iterable[int], ran_in: Mapping[int, str] | None = None,
+                 ) -> dict[int, Finished]:
+        """Jobs that left the queue: from accounting (sacct), else the completion log.
+
+        In a federation a job's records are on every cluster that held a sibling of it;
+        `ran_in` names the cluster a job was last seen on (see `federated_record`).
+        """
         ids = sorted(set(job_ids))
         if not ids:
             return {}
         if not self.accounting and self.jobcomp:
             return read_jobcomp(Path(self.jobcomp), ids)
-        argv = ["sacct", "-P", "-n", "-o", SACCT_FIELDS, "-j", ",".join(map(str, ids))]
-        if self.accounting:
+        fields = SACCT_FEDERATION_FIELDS if self.federation else SACCT_FIELDS
+        argv = ["sacct", "-P", "-n", "-o", fields, "-j", ",".join(map(str, ids))]
+        if self.federation:
+            argv[1:1] = ["-X", "--federation"]
+        elif self.accounting:
             argv[1:1] = ["-X"]
         else:
             argv[1:1] = ["-c"]  # jobcomp/filetxt through sacct
-        out: dict[int, Finished] = {}
+        rows: dict[int, list[Finished]] = {}
         for row in self.call(argv).splitlines():
             f = parse_sacct_row(row)
             if f is not None and f.job_id in ids:
-                out[f.job_id] = f  # the last record wins (a requeued job's final run)
-        return out
+                rows.setdefault(f.job_id, []).append(f)
+        if not self.federation:  # the last record wins (a requeued job's final run)
+            return {jid: rs[-1] for jid, rs in rows.items()}
+        return {jid: federated_record(rs, (ran_in or {}).get(jid)) for jid, rs in rows.items()}
 
     # -- writes --------------------------------------------------------------------------------
 

@@ -139,6 +139,7 @@ class Finished:
     started_at: datetime | None = None
     ended_at: datetime | None = None
     exit_code: int | None = None
+    cluster: str = ""          # the cluster that ran it (sacct --federation), else ""
 
 
 def _local_time(text: str) -> datetime | None:
@@ -170,14 +171,41 @@ def parse_jobcomp_line(line: str) -> Finished | None:
 
 
 SACCT_FIELDS = "JobIDRaw,State,Partition,Start,End,ExitCode"
+SACCT_FEDERATION_FIELDS = SACCT_FIELDS + ",Cluster"
 
 
 def parse_sacct_row(row: str) -> Finished | None:
-    """One `sacct -P -n -o SACCT_FIELDS` row (times as epoch seconds: SLURM_TIME_FORMAT=%s)."""
+    """One `sacct -P -n -o SACCT_FIELDS` row (times as epoch seconds: SLURM_TIME_FORMAT=%s),
+    or SACCT_FEDERATION_FIELDS (a seventh column, the cluster)."""
     parts = row.split("|")
     if len(parts) < 6 or not parts[0].isdigit():
         return None  # job steps (12.batch) and headers
     jid, state, partition, start, end, exit_code = parts[:6]
     return Finished(job_id=int(jid), state=base_state(state), partition=partition,
                     started_at=_local_time(start), ended_at=_local_time(end),
-                    exit_code=colon_exit_code(exit_code))
+                    exit_code=colon_exit_code(exit_code),
+                    cluster=parts[6] if len(parts) > 6 else "")
+
+
+def federated_record(records: list[Finished], ran_in: str | None) -> Finished:
+    """The record of the run that counts among a federated job's records on several clusters.
+
+    Each sibling a federation creates leaves a record: one that never ran (FAILED at submit
+    when the cluster lacks the job's GRES, start = end) beside the one that ran. The cluster the
+    job was last seen on wins; without one, the longest run (ties: the later record).
+    """
+    if ran_in:
+        there = [r for r in records if r.cluster == ran_in]
+        if there:
+            return there[-1]
+
+    def ran_s(r: Finished) -> float:
+        if r.started_at is None or r.ended_at is None:
+            return -1.0
+        return (r.ended_at - r.started_at).total_seconds()
+
+    best = records[0]
+    for r in records[1:]:
+        if ran_s(r) >= ran_s(best):
+            best = r
+    return best

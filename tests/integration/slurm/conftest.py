@@ -141,10 +141,13 @@ def central(tmp_path: Path) -> Iterator[Cluster]:
     c.cancel_all()
 
 
-def site_config(north: str, central: str, *, accounting: bool = False) -> SiteConfig:
+def site_config(north: str, central: str, *, accounting: bool = False,
+                federation: bool = False) -> SiteConfig:
     """The test site: cluster north's partitions a and b are two regions, central a third.
 
-    With `accounting`, both clusters read finished jobs from slurmdbd (plain `sacct`)."""
+    With `accounting`, both clusters read finished jobs from slurmdbd (plain `sacct`); with
+    `federation` (which needs it), jobs may move between the clusters."""
+    accounting = accounting or federation
     jobcomp = str(Path(north).parents[1] / "log" / "jobcomp.txt")
     # north reads its jobcomp file directly, central through `sacct -c`
     clusters: dict[str, dict[str, Any]] = {"north": {"slurm_conf": north, "jobcomp": jobcomp},
@@ -157,7 +160,8 @@ def site_config(north: str, central: str, *, accounting: bool = False) -> SiteCo
             "clusters": clusters,
             "gres": {"a100": "a100-80gb", "a100_3g.40gb": "a100-80gb:3g.40gb",
                      "h100": "h100-sxm"},
-            "default_slack": "2h", "start_margin": "1m", "command_timeout_s": 20}},
+            "default_slack": "2h", "start_margin": "1m", "command_timeout_s": 20,
+            "federation": federation}},
         "regions": [{"name": "north-a", "zone": "SE"}, {"name": "north-b", "zone": "NO-NO1"},
                     {"name": "central", "zone": "DE"}],
         "pools": [
