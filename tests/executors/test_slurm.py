@@ -311,6 +311,9 @@ def test_moving_across_clusters_needs_a_federation(fake, store, monkeypatch) -> 
     asked.clear()
     r = fed.apply(announce(job2, "central/h100-sxm/owned", NOW + timedelta(hours=1)))
     assert not r.ok and r.retryable and "has not taken it" in r.detail and len(asked) == 3
+    # given back to the cluster it was on: a revoked job that no cluster holds never runs
+    assert fake.writes()[-1] == ["scontrol", "update", "JobId=2", "Clusters=north"]
+    assert "left on north" in r.detail
 
 
 def moved(rec: dict, to: str, **kw) -> tuple[dict, dict]:

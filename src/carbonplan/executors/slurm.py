@@ -403,11 +403,14 @@ class SlurmExecutor:
         cli = self.clusters[cluster]
         if fields:  # at the origin, which passes them on to the cluster holding the job
             cli.update(jid, fields)
+        held = _epoch(rec.get("priority")) == 0 and tag.mode == "closed"
+        released = False
         if move is not None:
-            if not self._move(cluster, jid, move):
-                return ActionResult(ok=False, retryable=True, detail=(
-                    f"Slurm job {cluster}:{jid}: cluster {move} has not taken it (asked "
-                    f"{MOVE_TRIES} times); {', '.join(fields) or 'nothing else'} changed"))
+            if held:  # Slurm makes no sibling of a held job
+                cli.release(jid)
+                held, released = False, True
+            if self._move(cluster, jid, move) is None:
+                return self._not_moved(cluster, jid, move, where, fields)
             fields.append(f"Clusters={move}")
         changed = [f.split("=", 1)[0] for f in fields]
         # The decision goes into the admin comment in a call of its own: Slurm lets an Operator
@@ -423,9 +426,10 @@ class SlurmExecutor:
                     raise
                 notes.append("decision not recorded in the admin comment (that needs "
                              "AdminLevel=Admin)")
-        held = _epoch(rec.get("priority")) == 0 and tag.mode == "closed"
         if held:
             cli.release(jid)
+            released = True
+        if released:
             changed.append("released")
         if not changed:
             return ActionResult(ok=True, ref=f"{cluster}:{jid}",
@@ -433,8 +437,22 @@ class SlurmExecutor:
         return ActionResult(ok=True, ref=f"{cluster}:{jid}",
                             detail="; ".join([f"updated {', '.join(changed)}", *notes]))
 
-    def _move(self, origin: str, jid: int, to: str) -> bool:
-        """Move a federated job to cluster `to`; True once `to` holds it pending or running.
+    def _not_moved(self, origin: str, jid: int, to: str, was: str,
+                   fields: list[str]) -> ActionResult:
+        """The move did not take: give the job back to the cluster it was on (a REVOKED job no
+        cluster holds never runs), and say so."""
+        try:
+            self.clusters[origin].update(jid, [f"Clusters={was}"])
+            back = f"left on {was}"
+        except SlurmError as exc:
+            back = f"and could not be given back to {was}: {exc}"
+        return ActionResult(ok=False, retryable=True, detail=(
+            f"Slurm job {origin}:{jid}: cluster {to} has not taken it (asked {MOVE_TRIES} "
+            f"times); {back}; {', '.join(fields) or 'nothing else'} changed"))
+
+    def _move(self, origin: str, jid: int, to: str) -> dict[str, Any] | None:
+        """Move a federated job to cluster `to`; its record there once `to` holds it pending
+        or running, else None.
 
         `Clusters=` goes in a call of its own, after the GRES: Slurm makes the new sibling from
         the job as it is then, and in one call with other fields it revokes the job before it
@@ -448,11 +466,11 @@ class SlurmExecutor:
                 rec = self._find(to, jid)
                 if rec is not None and base_state(str(rec.get("job_state"))) in (
                         PENDING_STATES | RUNNING_STATES):
-                    return True
+                    return rec
                 if time.monotonic() >= deadline:
                     break
                 time.sleep(0.2)
-        return False
+        return None
 
     def _partitions(self, cluster: str) -> set[str]:
         return {t.partition for t in self.targets.values() if t.cluster == cluster}

@@ -114,3 +114,22 @@ def test_a_job_that_stays_is_read_from_its_own_run_not_a_failed_sibling(
     assert both
     rec = fed.clusters["north"].finished([jid])[jid]
     assert (rec.state, rec.cluster) == ("COMPLETED", "north")
+
+
+def test_a_fail_closed_job_moved_at_its_slot_runs_there(
+        north: Cluster, central: Cluster, fed: SlurmExecutor, store) -> None:
+    """Slurm makes no sibling of a held job: a fail-closed job is released to move."""
+    with north.lua(settings={"mode": '"closed"'}), central.lua(settings={"mode": '"closed"'}):
+        jid, err = north.sbatch("--comment", "carbonplan", "-t", "5", "--gres=gpu:a100:1",
+                                script=REPORT)
+        assert jid is not None, err
+        central.submitted.append(jid)
+        assert north.job(jid)["priority"] == 0
+        job = admit(store, fed, north, jid)
+        start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=4)
+        res = announce(store, fed, job, CENTRAL, start)
+        assert res.ok and "released" in res.detail, res.detail
+        final = wait_state(store, fed, job.id, {JobState.SUCCEEDED, JobState.FAILED})
+    assert final.state == JobState.SUCCEEDED and final.ran_pool == CENTRAL
+    assert final.started_at >= start
+    assert north.output(jid).split()[:2] == ["central", "gpu"]
