@@ -62,7 +62,7 @@ class PlanOptions:
 
     lp_max_jobs: int = 1000         # column generation on the LP master up to this many jobs;
                                     # beyond, the bound comes from the pricing-only ascent
-    bound_share: float = 0.4        # time share of the ascent when it provides the bound
+    bound_share: float = 0.55       # time share of the ascent when it provides the bound
     bound_more_share: float = 0.6   # share of the time left after the primal steps that the
                                     # ascent resumes when the gap is still open (ascent mode)
     bound_more_stall: tuple[int, float] = (25, 0.02)  # ... until 25 iterations gain < 2% of
