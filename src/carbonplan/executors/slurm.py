@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -62,9 +62,9 @@ from carbonplan.timeparse import parse_duration
 log = logging.getLogger("carbonplan.executors.slurm")
 
 NO_VAL = 4294967294      # Slurm's "unset" for 32-bit fields
+INFINITE = 4294967295
 MOVE_TRIES = 3           # `Clusters=` asked at most this often per move,
 MOVE_WAIT_S = 2.0        # each time waiting this long for the other cluster to hold the job
-INFINITE = 4294967295
 
 
 @dataclass(frozen=True)
@@ -178,7 +178,7 @@ class SlurmExecutor:
 
         def queue(name: str) -> dict[int, dict[str, Any]]:
             if name not in listed:
-                listed[name] = {int(r["job_id"]): r for r in self.clusters[name].jobs()}
+                listed[name] = self._queue(name)
             return listed[name]
 
         for name, items in by_cluster.items():
@@ -186,16 +186,14 @@ class SlurmExecutor:
                 live: dict[int, tuple[str, dict[str, Any]]] = {}
                 ran_in: dict[int, str] = {}
                 for job, jid in items:
-                    rec = queue(name).get(jid)
-                    where = self._active_sibling(name, rec) if rec is not None else None
-                    if where is not None:  # moved in the federation: its record is there
-                        rec = queue(where).get(jid)
+                    where, rec = self._holder(name, jid, queue)
+                    if where != name:
                         ran_in[jid] = where
                     elif rec is None and self.settings.federation and job.ran_pool in \
                             self.targets:
                         ran_in[jid] = self.targets[job.ran_pool].cluster
                     if rec is not None:
-                        live[jid] = (where or name, rec)
+                        live[jid] = (where, rec)
                 gone = [jid for _, jid in items if jid not in live]
                 done = self.clusters[name].finished(gone, ran_in) if gone else {}
             except SlurmError as exc:
@@ -222,12 +220,19 @@ class SlurmExecutor:
         origin = str(rec.get("federation_origin") or "")
         return self.settings.federation and bool(origin) and origin != cluster
 
-    def _active_sibling(self, origin: str, rec: dict[str, Any]) -> str | None:
-        """The configured cluster a federated job was moved to (its origin record is REVOKED)."""
-        if not self.settings.federation or base_state(str(rec.get("job_state"))) != "REVOKED":
-            return None
+    def _holder(self, origin: str, jid: int,
+                queue: Callable[[str], dict[int, dict[str, Any]]],
+                ) -> tuple[str, dict[str, Any] | None]:
+        """The cluster that holds a job and its record there (None: not in any queue): the
+        origin, or the configured cluster it moved to in the federation (the origin's record
+        is then REVOKED and names it in `federation_siblings_active`)."""
+        rec = queue(origin).get(jid)
+        if (rec is None or not self.settings.federation
+                or base_state(str(rec.get("job_state"))) != "REVOKED"):
+            return origin, rec
         active = str(rec.get("federation_siblings_active") or "").split(",")
-        return next((c for c in active if c in self.clusters and c != origin), None)
+        to = next((c for c in active if c in self.clusters and c != origin), None)
+        return (origin, rec) if to is None else (to, queue(to).get(jid))
 
     def _opted_in(self, rec: dict[str, Any]) -> bool:
         tag = parse_tag(rec.get("admin_comment"))
@@ -331,9 +336,8 @@ class SlurmExecutor:
             return None
         return cluster, int(jid)
 
-    def _find(self, cluster: str, jid: int) -> dict[str, Any] | None:
-        return next((r for r in self.clusters[cluster].jobs() if int(r["job_id"]) == jid),
-                    None)
+    def _queue(self, cluster: str) -> dict[int, dict[str, Any]]:
+        return {int(r["job_id"]): r for r in self.clusters[cluster].jobs()}
 
     def _announce(self, action: Action) -> ActionResult:
         job, p = action.job, action.placement
@@ -342,11 +346,7 @@ class SlurmExecutor:
             return ActionResult(ok=False, detail=f"job {job.id} has no Slurm job id on a "
                                 "configured cluster")
         cluster, jid = ref
-        rec = self._find(cluster, jid)
-        where = self._active_sibling(cluster, rec) if rec is not None else None
-        if where is not None:  # moved in the federation: its live record is on that cluster
-            rec = self._find(where, jid)
-        where = where or cluster
+        where, rec = self._holder(cluster, jid, self._queue)
         if rec is None:
             return ActionResult(ok=False, detail=f"Slurm job {cluster}:{jid} is no longer "
                                 "queued")
@@ -409,7 +409,7 @@ class SlurmExecutor:
             if held:  # Slurm makes no sibling of a held job
                 cli.release(jid)
                 held, released = False, True
-            if self._move(cluster, jid, move) is None:
+            if not self._move(cluster, jid, move):
                 return self._not_moved(cluster, jid, move, where, fields)
             fields.append(f"Clusters={move}")
         changed = [f.split("=", 1)[0] for f in fields]
@@ -450,9 +450,8 @@ class SlurmExecutor:
             f"Slurm job {origin}:{jid}: cluster {to} has not taken it (asked {MOVE_TRIES} "
             f"times); {back}; {', '.join(fields) or 'nothing else'} changed"))
 
-    def _move(self, origin: str, jid: int, to: str) -> dict[str, Any] | None:
-        """Move a federated job to cluster `to`; its record there once `to` holds it pending
-        or running, else None.
+    def _move(self, origin: str, jid: int, to: str) -> bool:
+        """Move a federated job to cluster `to`; True once `to` holds it pending or running.
 
         `Clusters=` goes in a call of its own, after the GRES: Slurm makes the new sibling from
         the job as it is then, and in one call with other fields it revokes the job before it
@@ -463,14 +462,14 @@ class SlurmExecutor:
             self.clusters[origin].update(jid, [f"Clusters={to}"])
             deadline = time.monotonic() + MOVE_WAIT_S
             while True:
-                rec = self._find(to, jid)
+                rec = self._queue(to).get(jid)
                 if rec is not None and base_state(str(rec.get("job_state"))) in (
                         PENDING_STATES | RUNNING_STATES):
-                    return rec
+                    return True
                 if time.monotonic() >= deadline:
                     break
                 time.sleep(0.2)
-        return None
+        return False
 
     def _partitions(self, cluster: str) -> set[str]:
         return {t.partition for t in self.targets.values() if t.cluster == cluster}

@@ -204,8 +204,4 @@ def federated_record(records: list[Finished], ran_in: str | None) -> Finished:
             return -1.0
         return (r.ended_at - r.started_at).total_seconds()
 
-    best = records[0]
-    for r in records[1:]:
-        if ran_s(r) >= ran_s(best):
-            best = r
-    return best
+    return max(reversed(records), key=ran_s)
