@@ -10,6 +10,7 @@ import pytest
 
 from carbonplan.domain import JobState
 from carbonplan.executors.slurm import SlurmExecutor
+from carbonplan.executors.slurm_formats import FINAL_STATES
 
 from .conftest import Cluster, site_config, wait_for, wait_state
 from .test_executor import admit, announce
@@ -34,11 +35,12 @@ def test_finished_jobs_come_from_accounting_per_cluster(north: Cluster, central:
     got = {}
     for cluster, jid in ((north, a), (central, b)):
         # slurmdbd fills in the partition a few seconds after the end (measured: about 4 s);
-        # the daemon asks only once slurmctld has purged the job (MinJobAge), long after
+        # the daemon asks only once slurmctld has purged the job (MinJobAge), long after. A
+        # job still waiting for its node is in accounting too (PENDING, with its partition)
         got[cluster.name] = wait_for(
-            f"{cluster.name}:{jid} in accounting, with its partition",
+            f"{cluster.name}:{jid} in accounting, finished, with its partition",
             lambda c=cluster, j=jid: (f := acct.clusters[c.name].finished([j]).get(j))
-            and f.partition and f)
+            and f.state in FINAL_STATES and f.partition and f, timeout=120)
     f, g = got["north"], got["central"]
     assert (f.state, f.partition, f.exit_code) == ("COMPLETED", "b", 0)
     assert (g.state, g.partition, g.exit_code) == ("FAILED", "gpu", 4)
