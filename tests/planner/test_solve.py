@@ -22,6 +22,8 @@ FAST = dict(time_limit=5.0, rel_gap=1e-6)
 @example(seed=3710, pausable=0.5, power=True, budget=True, owned=False, partial=False)
 # HiGHS 1.16.0 returned a warm start as "optimal" here (see test_backends.py)
 @example(seed=1477, pausable=0.5, power=False, budget=True, owned=False, partial=False)
+# the restricted bound came within 1.0e-6 of the plan: gap reached before the completion's proof
+@example(seed=37221, pausable=0.5, power=True, budget=False, owned=True, partial=False)
 @given(seed=st.integers(0, 100_000), pausable=st.sampled_from([0.0, 0.5]),
        power=st.booleans(), budget=st.booleans(), owned=st.booleans(), partial=st.booleans())
 def test_tiny_plans_match_brute_force(seed, pausable, power, budget, owned, partial) -> None:
@@ -34,7 +36,11 @@ def test_tiny_plans_match_brute_force(seed, pausable, power, budget, owned, part
     assert res.result.bound <= best + 1e-6, "the bound must never exceed the optimum"
     assert np.isclose(res.evaluation.objective, res.result.objective, rtol=1e-9, atol=1e-7)
     assert res.result.objective == pytest.approx(best, rel=1e-9, abs=1e-7)
-    assert res.result.termination is Termination.OPTIMAL
+    # proved optimal; or the restricted master's bound (a MIP dual bound, solved to 1e-6) met
+    # the gap asked for first, and the plan says so rather than "optimal"
+    assert res.result.termination is Termination.OPTIMAL or (
+        res.result.termination is Termination.GAP_REACHED
+        and res.result.gap <= FAST["rel_gap"])
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])

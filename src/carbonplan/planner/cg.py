@@ -117,6 +117,12 @@ def column_generation(prep: Prepared, pricer: Pricer, cols: ColumnSet, initial: 
         method = "ipm" if len(lp.lp_cols) + len(jobs_free) >= ipm_from else "simplex"
         t_lp = time.perf_counter()
         sol = lp.solve(method=method, time_limit=left)
+        if sol.result.termination is Termination.ERROR and method == "ipm":
+            # IPX without crossover sometimes stops short of its tolerance (HiGHS status
+            # "Unknown"; seen on trace instances): the same LP by simplex instead of ending
+            # column generation there, with the bound where it was
+            left = time_limit - (time.perf_counter() - t0)
+            sol = lp.solve(method="simplex", time_limit=left) if left > 0 else sol
         out.lp_seconds += time.perf_counter() - t_lp
         if sol.result.termination is not Termination.OPTIMAL:
             sol = last_ok

@@ -289,6 +289,24 @@ class Pricer:
         tab_pi = _window_tables(y.pi, self.n_max) if pi_on.any() else None
         return y, lam, tab_beta, tab_pi, beta_on, pi_on
 
+    def block_costs(self, duals: Duals, jobs: np.ndarray
+                    ) -> list[tuple[np.ndarray, int, np.ndarray, np.ndarray, np.ndarray]]:
+        """Every contiguous start of `jobs`, pool by pool, with its reduced cost at `duals`.
+
+        Returns a list of (jobs (R,), pool, first start (R,), duration (R,), reduced cost (R, W)
+        with inf where a start is not allowed)."""
+        want = np.zeros(self.prep.inst.n_jobs, dtype=bool)
+        want[jobs] = True
+        y, lam, tab_beta, tab_pi, beta_on, pi_on = self._tables(duals)
+        out = []
+        for blk in self.blocks:
+            rows = np.flatnonzero(want[blk.jobs])
+            if rows.size:
+                rc = self._block_rc(blk, y, lam, tab_beta, tab_pi, beta_on, pi_on)
+                out.append((blk.jobs[rows], blk.pool, blk.first[rows], blk.n[rows],
+                            rc[rows]))
+        return out
+
     def dense(self, duals: Duals | None = None) -> DenseCandidates:
         """Every contiguous candidate as dense (job, pool, start offset) arrays.
 
