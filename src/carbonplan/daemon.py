@@ -6,7 +6,8 @@ Each cycle (`run_once`), the daemon holding the lease:
    be met;
 2. detects what makes the current plan stale: no plan yet, a changed queue, a forecast that moved
    enough over the planned slots (signals' change detection), or a placement that became
-   infeasible (its start passed unstarted, or its pool refused a start);
+   infeasible (its start passed unstarted, or its pool refused a start), or an executor
+   refused an announced placement for good (that job is not planned in that pool again);
 3. re-plans if so, warm from the current plan: jobs that started, or start within the freeze
    window, keep their place; moving an announced job costs a small stability penalty;
 4. diffs the plan against what executors were told, and 5. applies only the difference through
@@ -72,6 +73,7 @@ class DaemonSettings:
     move_penalty_usd: float = 0.5
     start_grace_s: float | None = None   # a planned start this late and unstarted is infeasible
     avoid_failed_pool_s: float = 900.0   # a pool that refused a start is avoided this long
+    avoid_refused_pool_s: float = 21600.0  # a pool that refused a job for good: not for it, so long
     change_threshold: float = 0.10
     change_min_g_per_kwh: float = 10.0
     max_backoff_s: float = 300.0
@@ -301,6 +303,8 @@ class Daemon:
             triggers.append("preempted")
         if self._infeasible(now, jobs, plan):
             triggers.append("infeasible")
+        if any(a.created_at >= plan.created_at for a in self._refusals(now)):
+            triggers.append("refused")
         if "t0" in plan.details:  # jobs due beyond a capped horizon: extend it as time passes
             t0 = datetime.fromisoformat(plan.details["t0"])
             end = t0 + timedelta(hours=plan.slot_h * plan.details.get("slots", 0))
@@ -354,6 +358,23 @@ class Daemon:
         return any(a.created_at >= plan.created_at for a in
                    self.store.failed_since(since, kind=ActionKind.START.value))
 
+    def _refusals(self, now: datetime) -> list[Any]:
+        """Announces the executor refused for good (not retryable: a Slurm job that cannot go
+        back to a cluster without its GPU type, a pool with no cluster...), recently."""
+        since = now - timedelta(seconds=self.settings.avoid_refused_pool_s)
+        return [a for a in self.store.failed_since(since, kind=ActionKind.ANNOUNCE.value)
+                if a.result.get("retryable") is False and a.payload.get("pool")]
+
+    def _refused(self, now: datetime) -> dict[int, dict[str, str]]:
+        """Per job, the pools its executor refused ({pool: why}): the planner leaves them out,
+        so a plan does not ask for the same refused move every cycle."""
+        out: dict[int, dict[str, str]] = {}
+        for a in self._refusals(now):
+            out.setdefault(a.job_id, {})[a.payload["pool"]] = a.error or "refused"
+        if out:
+            log.info("leaving out pools executors refused for %d job(s)", len(out))
+        return out
+
     # -- 3. re-plan ----------------------------------------------------------------------------
 
     def _replan(self, now: datetime, jobs: list[Job], latest: tuple[int, Plan] | None,
@@ -369,7 +390,8 @@ class Daemon:
                         slot_h=self.settings.slot_h, horizon_h=self.settings.horizon_h,
                         solver=self.settings.solver, time_limit=self.settings.time_limit_s,
                         rel_gap=self.settings.rel_gap, frozen=frozen, previous=announced,
-                        move_penalty_usd=self.settings.move_penalty_usd, trigger=trigger,
+                        move_penalty_usd=self.settings.move_penalty_usd,
+                        refused=self._refused(now), trigger=trigger,
                         explain=len(jobs) <= 400)
         plan = run.plan
         plan_id = self.store.save_plan(plan)

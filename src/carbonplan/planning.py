@@ -91,7 +91,8 @@ def plan_jobs(jobs: Sequence[Job], site: Site, carbon: CarbonSource | Any, *, no
               time_limit: float = 30.0, rel_gap: float = 0.01,
               frozen: dict[int, Frozen] | None = None,
               previous: dict[int, Placement] | None = None,
-              move_penalty_usd: float = DEFAULT_MOVE_PENALTY_USD, trigger: str = "manual",
+              move_penalty_usd: float = DEFAULT_MOVE_PENALTY_USD,
+              refused: dict[int, dict[str, str]] | None = None, trigger: str = "manual",
               baselines: Sequence[str] = BASELINES, explain: bool = True,
               progress: Callable | None = None) -> PlanningRun:
     """Plan `jobs` on `site` and return the domain plan with its certificate.
@@ -104,6 +105,7 @@ def plan_jobs(jobs: Sequence[Job], site: Site, carbon: CarbonSource | Any, *, no
         now: planning time; slot_h, horizon_h: grid.
         solver: integer-master backend name; time_limit, rel_gap: stopping rules.
         frozen: jobs that keep their pool and start; previous: announced placements.
+        refused: per job, pools its executor refused for good ({pool: why}), not offered again.
         trigger: why this plan is made (recorded).
         baselines: policies evaluated on the same instance, for savings.
         explain: attach explanations (alternatives beaten, reasons) up to EXPLAIN_MAX_JOBS jobs.
@@ -118,7 +120,8 @@ def plan_jobs(jobs: Sequence[Job], site: Site, carbon: CarbonSource | Any, *, no
     if service is not None:
         carbon = service.carbon_source
     build = build_instance(jobs, site, carbon, now=now, slot_h=slot_h, horizon_h=horizon_h,
-                           frozen=frozen, previous=previous, move_penalty_usd=move_penalty_usd)
+                           frozen=frozen, previous=previous, move_penalty_usd=move_penalty_usd,
+                           refused=refused)
     inst = build.inst
     status, solver_used, result = "optimal", solver, None
     try:

@@ -6,7 +6,8 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from carbonplan.domain import JobState
-from carbonplan.executors.base import ActionKind
+from carbonplan.executors.base import Action, ActionKind, ActionResult
+from carbonplan.executors.local import LocalExecutor
 
 from .conftest import (
     SLOT_S,
@@ -19,6 +20,7 @@ from .conftest import (
 )
 
 T_START = datetime.now(UTC)
+CLEAN, DIRTY = "clean/a100-80gb/owned", "dirty/a100-80gb/owned"
 
 
 def clean_later(at_s: float):
@@ -268,3 +270,59 @@ def test_a_lost_attempt_is_replanned_and_run_again(store, site, executor, tmp_pa
     done = store.get_job(job.id)
     assert done.state == JobState.SUCCEEDED and done.attempt == 2
     assert marker.read_text().split() == ["1", "2"]
+
+
+class RefusingExecutor(LocalExecutor):
+    """A local executor that refuses, for good, to announce the job named `stuck` in `pool`:
+    what a Slurm federation does with a job that cannot go back to its origin cluster."""
+
+    def __init__(self, root, pool: str) -> None:
+        super().__init__(root)
+        self.pool = pool
+        self.refusals = 0
+
+    def apply(self, action: Action) -> ActionResult:
+        p = action.placement
+        if action.kind == ActionKind.ANNOUNCE and action.job.name == "stuck" and p is not None \
+                and p.pool == self.pool:
+            self.refusals += 1
+            return ActionResult(ok=False, detail="cannot go back there")
+        return super().apply(action)
+
+
+def test_a_pool_refused_for_good_is_left_out_of_later_plans(store, site, tmp_path,
+                                                              marker) -> None:
+    signals = ScriptedSignals(clean_later(8))
+    executor = RefusingExecutor(tmp_path / "runs", CLEAN)
+    stuck, free = store.add_jobs([recording_job(marker, "stuck", deadline_s=90),
+                                  recording_job(marker, "free", deadline_s=90)])
+    d = make_daemon(store, site, executor, signals)
+    first = d.run_once()
+    assert first.failed_actions == 1 and executor.refusals == 1
+    assert {p.pool for p in store.get_plan()[1].placements} == {CLEAN}
+    second = d.run_once()
+    assert second.triggers == ["refused"]
+    placed = {p.job_id: p.pool for p in store.get_plan()[1].placements}
+    assert placed == {stuck.id: DIRTY, free.id: CLEAN}  # the refused move is not asked again
+    cycle_until(d, all_finished(store))
+    assert executor.refusals == 1
+    assert {jid: pool for jid, pool, _ in runs(marker)} == placed
+    assert store.get_job(stuck.id).state == JobState.SUCCEEDED
+
+
+def test_a_job_refused_in_every_pool_it_fits_is_unplanned_with_the_reason(
+        store, site, tmp_path, marker) -> None:
+    signals = ScriptedSignals(clean_later(8))
+    executor = RefusingExecutor(tmp_path / "runs", CLEAN)
+    (stuck,) = store.add_jobs([recording_job(marker, "stuck", deadline_s=90,
+                                             regions=["clean"])])
+    d = make_daemon(store, site, executor, signals)
+    d.run_once()
+    assert d.run_once().triggers == ["refused"]
+    plan = store.get_plan()[1]
+    assert not plan.placements
+    assert plan.unplanned[stuck.id] == (f"the executor refused every pool it fits: {CLEAN}: "
+                                        "cannot go back there")
+    for _ in range(3):
+        assert d.run_once().triggers == []
+    assert executor.refusals == 1

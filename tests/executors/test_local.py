@@ -199,3 +199,4 @@ def test_transient_failures_are_retried_then_recorded(store) -> None:
     assert not bad.result.ok and "unreachable" in bad.result.detail
     rec = store.get_action(start(job2).key)
     assert rec.state == "failed" and store.get_job(job2.id).state == JobState.QUEUED
+    assert rec.result["retryable"] is True  # the daemon avoids such a pool only for a while

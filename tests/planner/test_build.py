@@ -134,6 +134,25 @@ def test_frozen_and_announced_jobs() -> None:
     assert inst.move_penalty_usd.tolist() == [0.0, 3.0]
 
 
+def test_pools_refused_by_the_executor_are_left_out() -> None:
+    spot = "central/h100-sxm/spot"
+    prev = {j: Placement(job_id=j, pool=spot, start=T0 + timedelta(hours=5),
+                         end=T0 + timedelta(hours=7), units=1, energy_kwh=1, kg_co2e=1,
+                         cost_usd=1) for j in (1, 2)}
+    refused = {1: {spot: "one way"}, 2: {spot: "one way"},
+               3: {p.name: "no cluster" for p in SITE.pools}}
+    r = build_instance([job(1), job(2, state=JobState.RUNNING), job(3)], SITE, carbon, now=NOW,
+                       frozen={2: Frozen(pool=spot, start=T0)}, previous=prev,
+                       move_penalty_usd=3.0, refused=refused)
+    inst = r.inst
+    assert inst.job_ids.tolist() == [1, 2]
+    assert inst.eligible[0].tolist() == [True, False, True, False]
+    assert inst.prev_pool[0] == -1 and inst.move_penalty_usd[0] == 0.0  # moving off is free
+    assert inst.fixed_pool[1] == 3 and inst.eligible[1, 3]  # a frozen job keeps its pool
+    assert r.skipped[3].startswith("the executor refused every pool it fits: ")
+    assert "central/h100-sxm/on_demand: no cluster" in r.skipped[3]
+
+
 def test_jobs_that_fit_nowhere_are_reported() -> None:
     r = build_instance([job(1, gpu_types=["t4"]), job(2)], SITE, carbon, now=NOW)
     assert r.skipped.keys() == {1} and "no pool offers t4" in r.skipped[1]

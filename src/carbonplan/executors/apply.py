@@ -123,7 +123,8 @@ def apply_actions(store: Store, executor: Executor, actions: Iterable[Action], *
         result = call_with_retry(executor.apply, action, delays, sleep)
         checkpoint("executor-called")
         pending.append({"key": action.key, "ok": result.ok,
-                        "result": {"ref": result.ref, "detail": result.detail},
+                        "result": {"ref": result.ref, "detail": result.detail,
+                                   "retryable": result.retryable},
                         "error": "" if result.ok else result.detail,
                         "transition": _transition_for(action, result, executor.name)
                         if result.ok else None})

@@ -74,7 +74,8 @@ def build_instance(jobs: Sequence[Job], site: Site, carbon: CarbonSource, *,
                    now: datetime, slot_h: float = 1.0, horizon_h: float = DEFAULT_HORIZON_H,
                    frozen: dict[int, Frozen] | None = None,
                    previous: dict[int, Placement] | None = None,
-                   move_penalty_usd: float = DEFAULT_MOVE_PENALTY_USD) -> BuildResult:
+                   move_penalty_usd: float = DEFAULT_MOVE_PENALTY_USD,
+                   refused: dict[int, dict[str, str]] | None = None) -> BuildResult:
     """Arrays for `jobs` on `site`, slot 0 being the slot that contains `now`.
 
     Args:
@@ -86,8 +87,11 @@ def build_instance(jobs: Sequence[Job], site: Site, carbon: CarbonSource, *,
         horizon_h: cap on the horizon.
         frozen: jobs that must keep their pool and start (running, or inside the freeze window).
         previous: announced placements; moving one costs `move_penalty_usd`.
+        refused: per job, pools its executor refused to take it to for good ({pool: why}):
+            not offered to it again (a frozen job keeps its pool).
     """
     frozen = frozen or {}
+    refused = refused or {}
     previous = previous or {}
     t0 = slot_floor(now, slot_h)
     pools = list(site.pools)
@@ -107,6 +111,14 @@ def build_instance(jobs: Sequence[Job], site: Site, carbon: CarbonSource, *,
         if not opts and job.id not in frozen:
             skipped[job.id] = eligibility.explain_no_pool(job, site).reason
             continue
+        no = refused.get(job.id)
+        if no and job.id not in frozen:
+            kept_opts = [o for o in opts if o.pool.name not in no]
+            if not kept_opts:
+                skipped[job.id] = "the executor refused every pool it fits: " + "; ".join(
+                    f"{pool}: {why}" for pool, why in sorted(no.items()))
+                continue
+            opts = kept_opts
         kept.append(job)
         options.append(opts)
 
@@ -233,7 +245,8 @@ def build_instance(jobs: Sequence[Job], site: Site, carbon: CarbonSource, *,
             if offset > 1e-6:
                 duration[j, p] = math.ceil(offset + duration[j, p] - 1e-9)
                 start_offset[j] = offset
-        if job.id in previous and previous[job.id].pool in pool_index:
+        if job.id in previous and previous[job.id].pool in pool_index and eligible[
+                j, pool_index[previous[job.id].pool]]:  # (not a pool that refused the job)
             prev = previous[job.id]
             prev_pool[j] = pool_index[prev.pool]
             prev_start[j] = round(_slots(prev.start - t0, slot_h))
