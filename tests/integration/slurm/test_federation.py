@@ -18,6 +18,7 @@ import pytest
 
 from carbonplan.domain import JobState
 from carbonplan.executors.slurm import SlurmExecutor
+from carbonplan.executors.slurm_formats import FINAL_STATES
 
 from .conftest import Cluster, site_config, wait_for, wait_state
 from .test_executor import REPORT, admit, announce
@@ -89,8 +90,11 @@ def test_a_job_moves_to_another_cluster_runs_there_and_is_followed(
     assert (cluster, partition) == ("central", "gpu")
     # once purged from the controllers, only central's accounting knows it: north's own
     # `sacct` has no record of a job it revoked, the federation's has
-    rec = wait_for("the run in accounting", lambda: (f := fed.clusters["north"].finished(
-        [jid]).get(jid)) and f.partition and f)
+    # slurmdbd records the end a little after slurmctld ends the job: until then the record
+    # says RUNNING (seen once in CI)
+    rec = wait_for("the finished run in accounting", lambda: (f := fed.clusters[
+        "north"].finished([jid]).get(jid)) and f.state in FINAL_STATES and f.partition and f,
+        timeout=120)
     assert (rec.state, rec.cluster, rec.partition) == ("COMPLETED", "central", "gpu")
     plain = north.cmd("sacct", "-X", "-n", "-P", "-o", "JobIDRaw", "-j", str(jid))
     assert str(jid) not in plain.stdout.split()
@@ -112,7 +116,8 @@ def test_a_job_that_stays_is_read_from_its_own_run_not_a_failed_sibling(
         "sacct", "--federation", "-X", "-n", "-P", "-o", "Cluster", "-j", str(jid))
         .stdout.split())) == 2)
     assert both
-    rec = fed.clusters["north"].finished([jid])[jid]
+    rec = wait_for("north's finished record", lambda: (f := fed.clusters["north"].finished(
+        [jid]).get(jid)) and f.cluster == "north" and f.state in FINAL_STATES and f, timeout=120)
     assert (rec.state, rec.cluster) == ("COMPLETED", "north")
 
 
