@@ -36,12 +36,6 @@ import numpy as np
 
 from carbonplan import eligibility
 from carbonplan.domain import ACTIVE_STATES, Job, JobState, Placement, Plan, Site
-from carbonplan.energy.formulas import (
-    MIG_SLICES_PER_GPU,
-    embodied_kg,
-    emissions_kg,
-    energy_kwh,
-)
 from carbonplan.executors.apply import apply_actions
 from carbonplan.executors.base import Action, ActionKind, Executor
 from carbonplan.faults import checkpoint
@@ -515,31 +509,11 @@ class Daemon:
         return sum(self._realized[j.id] for j in done)
 
     def _job_realized_kg(self, job: Job) -> float:
-        pools = {p.name: p for p in self.site.pools}
-        if not (job.started_at and job.ended_at and job.ran_pool in pools):
-            return 0.0
-        hours = (job.ended_at - job.started_at).total_seconds() / 3600.0
-        opt = next((o for o in eligibility.pool_options(job, self.site)
-                    if o.pool.name == job.ran_pool), None)
-        if opt is None or hours <= 0:
-            return 0.0
-        region = self.site.regions[opt.pool.region]
-        kwh = (job.gpu_kwh * region.pue if job.gpu_kwh is not None
-               else energy_kwh(1, opt.power_w, hours, region.pue))
-        try:
-            end = max(job.ended_at, job.started_at + timedelta(hours=self.settings.slot_h))
-            series = self.signals.history(region.zone, job.started_at, end,
-                                          slot_h=self.settings.slot_h, fail_open=True)
-            ci = float(np.nanmean(series.values))
-        except Exception as exc:  # fall back to the zone's typical level
-            from carbonplan.catalog.zones import ZONES
+        from carbonplan.report import job_footprint, read_intensity
 
-            log.debug("no history for %s: %s", region.zone, exc)
-            ci = ZONES[region.zone][1]
-        gpus = opt.units / MIG_SLICES_PER_GPU if opt.is_mig else opt.units  # GPU equivalents
-        emb = embodied_kg(gpus, opt.accelerator.embodied_kg, self.site.embodied_lifetime_h,
-                          hours)
-        return emissions_kg(kwh, ci) + emb
+        fp = job_footprint(job, self.site, read_intensity(self.signals, self.settings.slot_h),
+                           run_now=False)
+        return fp.actual.total_kg if fp is not None else 0.0
 
 
 def _typical(zones: Any, t0: datetime, n_slots: int, slot_h: float

@@ -12,6 +12,7 @@ power, is not eligible.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from carbonplan.domain import Accelerator, JobSpec, Market, Pool, Site
@@ -97,6 +98,16 @@ def pool_options(spec: JobSpec, site: Site) -> list[PoolOption]:
         out.append(PoolOption(pool=pool, accelerator=acc, units=units, work_h=work_h,
                               power_w=power_w))
     return out
+
+
+def home_pick(pools: Sequence[Pool], home: str | None) -> int | None:
+    """Which of `pools` (a job's eligible ones) it would use without carbonplan: not spot, in
+    its home region if one is there, cheapest; None when all are spot. The run-now baseline's
+    pool (planner) and the report's counterfactual both come from here."""
+    candidates = [i for i, p in enumerate(pools) if p.market != Market.SPOT]
+    at_home = [i for i in candidates if pools[i].region == home]
+    return min(at_home or candidates, key=lambda i: pools[i].price_usd_per_unit_h,
+               default=None)
 
 
 def fastest(options: list[PoolOption]) -> PoolOption:

@@ -278,11 +278,7 @@ def build_instance(jobs: Sequence[Job], site: Site, carbon: CarbonSource, *,
 
 
 def _home_pool(job: Job, site: Site, pools: list, eligible_row: np.ndarray) -> int:
-    """The pool the job would use without carbonplan: its home region, not spot, cheapest."""
-    home = job.home_region or site.home_region
-    candidates = [p for p in np.flatnonzero(eligible_row) if pools[p].market != Market.SPOT]
-    if not candidates:
-        return -1
-    at_home = [p for p in candidates if pools[p].region == home]
-    pick = at_home or candidates
-    return int(min(pick, key=lambda p: pools[p].price_usd_per_unit_h))
+    """The pool the job would use without carbonplan (`eligibility.home_pick`), -1 if none."""
+    idx = np.flatnonzero(eligible_row)
+    pick = eligibility.home_pick([pools[p] for p in idx], job.home_region or site.home_region)
+    return -1 if pick is None else int(idx[pick])

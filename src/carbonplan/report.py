@@ -1,0 +1,285 @@
+"""Realized and projected carbon and cost, and what carbonplan saved against running at once.
+
+Realized, per finished job (succeeded or failed) of a period, from its last attempt's actual run:
+energy measured by the executor (NVML GPU energy, times PUE) or else the power model over the run
+time; the carbon intensity of its zone while it ran (the signals' history); the embodied share;
+the pool's price (cloud: per unit-hour; owned: the region's energy price). Beside it, the run-now
+counterfactual, priced the same way: the same work started at submission (or its `not_before`)
+in its home pool (home region, not spot, cheapest: the pool the planner's run-now baseline uses),
+taking the run's hours scaled by the two GPUs' speeds.
+Projected: the latest plan, with its saving against the run-now policy as the planner evaluated
+it on the same instance (queueing included). The daemon's realized-kgCO2e metric is computed here
+too, so the report and the metric agree.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from carbonplan import eligibility
+from carbonplan.domain import Job, JobState, Market, Plan, Site
+from carbonplan.energy.formulas import (
+    MIG_SLICES_PER_GPU,
+    embodied_kg,
+    emissions_kg,
+    energy_kwh,
+)
+
+log = logging.getLogger("carbonplan.report")
+
+GROUPS = ("region", "pool", "project", "user")
+FINISHED = (JobState.SUCCEEDED, JobState.FAILED)
+
+# mean gCO2e/kWh of a zone over [start, end)
+Intensity = Callable[[str, datetime, datetime], float]
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """One run's energy, emissions and cost."""
+
+    kwh: float
+    kg_co2e: float        # operational
+    embodied_kg: float
+    cost_usd: float
+
+    @property
+    def total_kg(self) -> float:
+        return self.kg_co2e + self.embodied_kg
+
+
+@dataclass(frozen=True)
+class JobFootprint:
+    """A finished job's realized footprint and its run-now counterfactual."""
+
+    job_id: int
+    name: str
+    user: str
+    project: str
+    state: str
+    pool: str
+    region: str
+    started_at: datetime
+    ended_at: datetime
+    measured: bool                     # energy from the executor's meter, not the power model
+    actual: Footprint
+    run_now_pool: str | None = None
+    run_now: Footprint | None = None   # None when the job has no non-spot pool to compare with
+
+
+def run_footprint(opt: eligibility.PoolOption, site: Site, hours: float, ci_g_per_kwh: float,
+                  gpu_kwh: float | None = None) -> Footprint:
+    """The footprint of running on `opt` for `hours` at a mean carbon intensity."""
+    pool, region = opt.pool, site.regions[opt.pool.region]
+    kwh = (gpu_kwh * region.pue if gpu_kwh is not None
+           else energy_kwh(1, opt.power_w, hours, region.pue))
+    if opt.is_mig:
+        slices = opt.accelerator.mig_profiles[pool.mig].slices  # type: ignore[index]
+        instances, gpus = opt.units / slices, opt.units / MIG_SLICES_PER_GPU
+    else:
+        instances = gpus = opt.units
+    cost = (kwh * region.energy_price_usd_per_kwh if pool.market == Market.OWNED
+            else instances * pool.price_usd_per_unit_h * hours)
+    return Footprint(kwh=kwh, kg_co2e=emissions_kg(kwh, ci_g_per_kwh),
+                     embodied_kg=embodied_kg(gpus, opt.accelerator.embodied_kg,
+                                             site.embodied_lifetime_h, hours),
+                     cost_usd=cost)
+
+
+def home_option(job: Job, site: Site) -> eligibility.PoolOption | None:
+    """Where the job would run without carbonplan: its home region, not spot, cheapest."""
+    options = eligibility.pool_options(job, site)
+    pick = eligibility.home_pick([o.pool for o in options], job.home_region or site.home_region)
+    return None if pick is None else options[pick]
+
+
+def job_footprint(job: Job, site: Site, intensity: Intensity, *,
+                  run_now: bool = True) -> JobFootprint | None:
+    """The realized footprint of a finished job's last attempt (None when it never ran on a
+    pool of this site)."""
+    if not (job.started_at and job.ended_at and job.ran_pool):
+        return None
+    opt = next((o for o in eligibility.pool_options(job, site) if o.pool.name == job.ran_pool),
+               None)
+    hours = (job.ended_at - job.started_at).total_seconds() / 3600.0
+    if opt is None or hours <= 0:
+        return None
+    zone = site.regions[opt.pool.region].zone
+    actual = run_footprint(opt, site, hours, intensity(zone, job.started_at, job.ended_at),
+                           job.gpu_kwh)
+    base = home_option(job, site) if run_now else None
+    counter = None
+    if base is not None:  # the same work: the run's hours at the home GPU's speed
+        base_h = hours * base.work_h / opt.work_h
+        start = max(job.submitted_at, job.not_before or job.submitted_at)
+        end = start + timedelta(hours=base_h)
+        counter = run_footprint(base, site, base_h,
+                                intensity(site.regions[base.pool.region].zone, start, end))
+    return JobFootprint(job_id=job.id, name=job.name, user=job.user, project=job.project,
+                        state=job.state.value, pool=opt.pool.name, region=opt.pool.region,
+                        started_at=job.started_at, ended_at=job.ended_at,
+                        measured=job.gpu_kwh is not None, actual=actual,
+                        run_now_pool=base.pool.name if base else None, run_now=counter)
+
+
+def read_intensity(signals: Any, slot_h: float = 1.0) -> Intensity:
+    """An `Intensity` that reads the history of each interval asked for (the daemon's way: it
+    meets finished jobs a few at a time); fail open, and the zone's typical level if even that
+    fails."""
+    def mean(zone: str, a: datetime, b: datetime) -> float:
+        try:
+            series = signals.history(zone, a, max(b, a + timedelta(hours=slot_h)),
+                                     slot_h=slot_h, fail_open=True)
+            return float(np.nanmean(series.values))
+        except Exception as exc:
+            from carbonplan.catalog.zones import ZONES
+
+            log.debug("no history for %s: %s", zone, exc)
+            return float(ZONES[zone][1])
+    return mean
+
+
+class ZoneHistory:
+    """Mean carbon intensity of a zone over an interval, from one history read per zone.
+
+    Reads [start, end) of every zone once (fail open: typical values where the provider has
+    nothing) and averages the slots an interval overlaps, weighted by the overlap."""
+
+    def __init__(self, signals: Any, start: datetime, end: datetime, slot_h: float = 1.0):
+        self.signals, self.start, self.end, self.slot_h = signals, start, end, slot_h
+        self._series: dict[str, Any] = {}
+
+    def __call__(self, zone: str, a: datetime, b: datetime) -> float:
+        s = self._series.get(zone)
+        if s is None:
+            s = self._series[zone] = self.signals.history(zone, self.start, self.end,
+                                                          slot_h=self.slot_h, fail_open=True)
+        edges = s.start.timestamp() + s.step_s * np.arange(s.n + 1)
+        lo, hi = a.timestamp(), max(b.timestamp(), a.timestamp() + 1.0)
+        w = np.clip(np.minimum(edges[1:], hi) - np.maximum(edges[:-1], lo), 0.0, None)
+        ok = w > 0
+        vals = s.values[ok]
+        good = ~np.isnan(vals)
+        if not good.any():  # outside what was read: the nearest known value
+            known = s.values[~np.isnan(s.values)]
+            return float(known[0] if lo < edges[0] else known[-1]) if known.size else float(
+                "nan")
+        return float(np.average(vals[good], weights=w[ok][good]))
+
+
+def _sum(fps: Iterable[Footprint]) -> dict[str, float]:
+    """kWh, tCO2e (operational + embodied, as the planner counts it), its embodied part, $."""
+    fps = list(fps)
+    return {"kwh": sum(f.kwh for f in fps), "t_co2e": sum(f.total_kg for f in fps) / 1000,
+            "embodied_t": sum(f.embodied_kg for f in fps) / 1000,
+            "cost_usd": sum(f.cost_usd for f in fps)}
+
+
+def summarize(records: Sequence[JobFootprint]) -> dict[str, Any]:
+    """Totals of realized footprints, their run-now counterfactuals and the saving.
+
+    The saving counts only jobs with a counterfactual (a job allowed on spot pools only has
+    none), on both sides, so it compares like with like."""
+    compared = [r for r in records if r.run_now is not None]
+    mine = _sum(r.actual for r in compared)
+    base = _sum(r.run_now for r in compared if r.run_now is not None)
+    saved_t = base["t_co2e"] - mine["t_co2e"]
+    return {
+        "jobs": len(records), "measured_jobs": sum(r.measured for r in records),
+        **_sum(r.actual for r in records),
+        "compared_jobs": len(compared),
+        "run_now": {"t_co2e": base["t_co2e"], "cost_usd": base["cost_usd"]},
+        "saved": {"t_co2e": saved_t, "cost_usd": base["cost_usd"] - mine["cost_usd"],
+                  "share_co2e": saved_t / base["t_co2e"] if base["t_co2e"] > 0 else 0.0},
+    }
+
+
+def group(records: Sequence[JobFootprint], by: str) -> list[dict[str, Any]]:
+    """`summarize` per region, pool, project or user, largest emitter first."""
+    keys: dict[str, list[JobFootprint]] = {}
+    for r in records:
+        keys.setdefault(str(getattr(r, by)), []).append(r)
+    rows = [{by: k, **summarize(v)} for k, v in keys.items()]
+    return sorted(rows, key=lambda d: -d["t_co2e"])
+
+
+def projected(plan_id: int, plan: Plan) -> dict[str, Any]:
+    """The latest plan's footprint and its saving against the run-now policy."""
+    kg = sum(p.kg_co2e + p.embodied_kg for p in plan.placements)
+    out: dict[str, Any] = {"plan_id": plan_id, "created_at": plan.created_at.isoformat(),
+                           "trigger": plan.trigger, "placed": len(plan.placements),
+                           "unplanned": len(plan.unplanned), "kwh": sum(
+                               p.energy_kwh for p in plan.placements),
+                           "t_co2e": kg / 1000, "cost_usd": sum(p.cost_usd for p in
+                                                                plan.placements)}
+    base = plan.details.get("baselines", {}).get("run-now")
+    mine = plan.details.get("evaluation")
+    if base and mine:
+        out["run_now"] = {"t_co2e": base["t_co2e"], "cost_usd": base["cost_usd"],
+                          "late": base.get("n_late", 0)}
+        out["saved"] = {"t_co2e": base["t_co2e"] - mine["t_co2e"],
+                        "cost_usd": base["cost_usd"] - mine["cost_usd"]}
+    return out
+
+
+def finished_between(jobs: Iterable[Job], since: datetime, until: datetime) -> list[Job]:
+    return [j for j in jobs if j.state in FINISHED and j.ended_at is not None
+            and since <= j.ended_at < until]
+
+
+def build_report(jobs: Sequence[Job], site: Site, signals: Any, *, since: datetime,
+                 until: datetime, by: str = "region", slot_h: float = 1.0,
+                 latest: tuple[int, Plan] | None = None) -> dict[str, Any]:
+    """The whole report as plain data (the CLI prints it as tables or JSON)."""
+    done = finished_between(jobs, since, until)
+    records: list[JobFootprint] = []
+    if done:
+        lo = min(min(j.started_at or j.submitted_at, j.submitted_at) for j in done)
+        hi = max(j.ended_at for j in done if j.ended_at is not None)
+        history = ZoneHistory(signals, lo, hi + timedelta(hours=slot_h), slot_h=slot_h)
+        records = [r for j in done if (r := job_footprint(j, site, history)) is not None]
+    return {
+        "since": since.isoformat(), "until": until.isoformat(), "by": by,
+        "realized": {**summarize(records), "unpriced_jobs": len(done) - len(records)},
+        "groups": group(records, by),
+        "jobs": [_job_row(r) for r in records],
+        "projected": projected(*latest) if latest else None,
+    }
+
+
+def _job_row(r: JobFootprint) -> dict[str, Any]:
+    d = asdict(r)
+    d["started_at"], d["ended_at"] = r.started_at.isoformat(), r.ended_at.isoformat()
+    return d
+
+
+def chart(report: dict[str, Any], path: str) -> None:
+    """Realized tCO2e against run-now per group, as a bar chart (PNG, SVG or PDF by suffix)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = report["groups"]
+    by = report["by"]
+    names = [str(r[by]) for r in rows]
+    mine = [r["t_co2e"] for r in rows]
+    base = [r["run_now"]["t_co2e"] for r in rows]
+    x = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(max(7.0, 1.1 * len(rows) + 2), 4.5), layout="constrained")
+    ax.bar(x - 0.2, base, 0.4, label="run now (counterfactual)", color="#b0b0b0")
+    ax.bar(x + 0.2, mine, 0.4, label="realized", color="#2a9d8f")
+    ax.set_xticks(x, names, rotation=20 if len(rows) > 4 else 0, ha="right" if len(rows) > 4
+                  else "center")
+    ax.set_ylabel("tCO2e (operational + embodied)")
+    ax.set_title(f"Jobs finished {report['since'][:10]} to {report['until'][:10]}, by {by}",
+                 fontsize=11)
+    ax.legend()
+    fig.savefig(path)
+    plt.close(fig)
