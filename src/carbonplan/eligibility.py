@@ -100,14 +100,27 @@ def pool_options(spec: JobSpec, site: Site) -> list[PoolOption]:
     return out
 
 
-def home_pick(pools: Sequence[Pool], home: str | None) -> int | None:
-    """Which of `pools` (a job's eligible ones) it would use without carbonplan: not spot, in
-    its home region if one is there, cheapest; None when all are spot. The run-now baseline's
-    pool (planner) and the report's counterfactual both come from here."""
-    candidates = [i for i, p in enumerate(pools) if p.market != Market.SPOT]
-    at_home = [i for i in candidates if pools[i].region == home]
-    return min(at_home or candidates, key=lambda i: pools[i].price_usd_per_unit_h,
-               default=None)
+def job_usd(option: PoolOption, site: Site) -> float:
+    """What the whole job costs in `option`'s pool: rental for its hours there (per MIG slice
+    on MIG pools), plus energy on owned pools (cloud prices include it)."""
+    pool = option.pool
+    slices = option.accelerator.mig_profiles[pool.mig].slices if pool.mig else 1
+    usd = pool.price_usd_per_unit_h / slices * option.units * option.work_h
+    if pool.market == Market.OWNED:
+        region = site.regions[pool.region]
+        usd += (option.power_w / 1000.0 * region.pue * option.work_h
+                * region.energy_price_usd_per_kwh)
+    return usd
+
+
+def home_pick(options: Sequence[PoolOption], site: Site, home: str | None) -> int | None:
+    """Which of a job's `options` it would use without carbonplan: not spot, in its home region
+    if one is there, cheapest for this job (a GPU cheap by the hour but slow for the job is not
+    what a user picks); None when all are spot. The run-now baseline's pool (planner) and the
+    report's counterfactual both come from here."""
+    candidates = [i for i, o in enumerate(options) if o.pool.market != Market.SPOT]
+    at_home = [i for i in candidates if options[i].pool.region == home]
+    return min(at_home or candidates, key=lambda i: job_usd(options[i], site), default=None)
 
 
 def fastest(options: list[PoolOption]) -> PoolOption:

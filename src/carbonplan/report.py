@@ -93,9 +93,9 @@ def run_footprint(opt: eligibility.PoolOption, site: Site, hours: float, ci_g_pe
 
 
 def home_option(job: Job, site: Site) -> eligibility.PoolOption | None:
-    """Where the job would run without carbonplan: its home region, not spot, cheapest."""
+    """Where the job would run without carbonplan (`eligibility.home_pick`)."""
     options = eligibility.pool_options(job, site)
-    pick = eligibility.home_pick([o.pool for o in options], job.home_region or site.home_region)
+    pick = eligibility.home_pick(options, site, job.home_region or site.home_region)
     return None if pick is None else options[pick]
 
 

@@ -216,7 +216,7 @@ def build_instance(jobs: Sequence[Job], site: Site, carbon: CarbonSource, *,
         ckpt_every[j] = job.checkpoint_every_h or 0.0
         ckpt_cost[j] = job.checkpoint_cost_h
         resume[j] = math.ceil(job.checkpoint_cost_h / slot_h - 1e-9) if job.pausable else 0
-        home[j] = _home_pool(job, site, pools, eligible[j])
+        home[j] = _home_pool(job, site, options[j], pool_index)
         # penalty: 10x the dearest way to run it (rental + energy + carbon at the zone's worst)
         el = np.flatnonzero(eligible[j])
         if el.size:
@@ -277,8 +277,8 @@ def build_instance(jobs: Sequence[Job], site: Site, carbon: CarbonSource, *,
                        work_h=work_slots * slot_h, skipped=skipped)
 
 
-def _home_pool(job: Job, site: Site, pools: list, eligible_row: np.ndarray) -> int:
+def _home_pool(job: Job, site: Site, opts: list[eligibility.PoolOption],
+               pool_index: dict[str, int]) -> int:
     """The pool the job would use without carbonplan (`eligibility.home_pick`), -1 if none."""
-    idx = np.flatnonzero(eligible_row)
-    pick = eligibility.home_pick([pools[p] for p in idx], job.home_region or site.home_region)
-    return -1 if pick is None else int(idx[pick])
+    pick = eligibility.home_pick(opts, site, job.home_region or site.home_region)
+    return -1 if pick is None else pool_index[opts[pick].pool.name]
