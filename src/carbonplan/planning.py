@@ -157,7 +157,7 @@ def plan_jobs(jobs: Sequence[Job], site: Site, carbon: CarbonSource | Any, *, no
         for j in range(inst.n_jobs):
             explanations[j] = explain_job(inst, sched, j, prep)
 
-    placements, unplanned = _placements(build, sched, ev, explanations, now)
+    placements, unplanned = to_placements(build, sched, ev, explanations, now)
     for job_id, reason in build.skipped.items():
         unplanned[job_id] = reason
     details = {
@@ -220,8 +220,10 @@ def _option_json(opt: Any) -> dict[str, Any]:
             "delta_objective": round(opt.delta_objective, 4)}
 
 
-def _placements(build: BuildResult, sched: Any, ev: Any, explanations: dict[int, Any],
-                now: datetime) -> tuple[list[Placement], dict[int, str]]:
+def to_placements(build: BuildResult, sched: Any, ev: Any, explanations: dict[int, Any],
+                  now: datetime) -> tuple[list[Placement], dict[int, str]]:
+    """A schedule as domain placements (times, segments, kWh, kg, $ from `ev`), and the jobs it
+    leaves unplanned with the reason."""
     inst = build.inst
     per = ev.per_job
     placements: list[Placement] = []

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from carbonplan import __version__
-from carbonplan.cli import daemon, execution, jobs, planning, report, setup, signals
+from carbonplan.cli import daemon, execution, jobs, planning, report, setup, signals, simulate
 from carbonplan.cli.common import error_line
 
 app = typer.Typer(
@@ -52,6 +52,7 @@ app.command("plan")(planning.plan)
 app.command("demo")(planning.demo)
 app.command("daemon")(daemon.daemon)
 app.command("report")(report.report)
+app.command("simulate")(simulate.simulate)
 
 
 def _usage_error_types() -> tuple[type[BaseException], ...]:

@@ -1,0 +1,115 @@
+"""Inputs for `carbonplan simulate` from the public traces in ../shared/data (never copied into
+the project): a week of Philly jobs as a trace CSV, the matching hours of Electricity Maps
+history for four cloud regions as a carbon CSV, and a site config using them.
+
+    python solvers/sim_philly.py --data-dir ../shared/data --out /tmp/simphilly
+    carbonplan simulate /tmp/simphilly/trace.csv --config /tmp/simphilly/site.toml
+
+Philly has no deadlines, GPU models or checkpoints: every job may wait `slack` hours or its own
+length, whichever is longer; runs are on A100s at the trace's durations; jobs longer than
+`--max-hours` (multi-day runs are not deferrable batch work) and of more than 8 GPUs are left
+out. The week is moved to the same weekday and hour in the carbon data's window (Aug-Dec 2022).
+Every region is sized like the home one, whose on-demand pool alone would carry the week's
+GPU-hours at `--load` on average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+REGIONS = {"us-east-1": "US-MIDA-PJM", "us-west-2": "US-NW-PACW", "eu-central-1": "DE",
+           "swedencentral": "SE"}  # catalog regions with A100-80GB prices
+HOME = "us-east-1"
+
+
+def philly_week(data: Path, start: datetime, days: int, max_hours: float,
+                exclude: set[str]) -> list[tuple[datetime, float, int]]:
+    rows = []
+    end = start + timedelta(days=days)
+    with (data / "philly-pollux" / "philly.csv").open() as fh:
+        for r in csv.DictReader(fh):
+            t = datetime.fromisoformat(r["timestamp"]).replace(tzinfo=UTC)
+            hours, gpus = float(r["duration"]) / 3600.0, int(r["num_gpus"])
+            if (start <= t < end and r["cluster"] not in exclude and gpus <= 8
+                    and 5 / 60 <= hours <= max_hours):
+                rows.append((t, hours, gpus))
+    return sorted(rows)
+
+
+def history(data: Path, zone: str, start: datetime, end: datetime) -> dict[datetime, float]:
+    """Hourly values (de-duplicated polls, last kept) of one zone in [start, end)."""
+    out: dict[datetime, float] = {}
+    with (data / "electricitymaps-api-47zones-2022" / f"{zone}.csv").open() as fh:
+        for r in csv.DictReader(fh):
+            t = datetime.fromisoformat(r["zone_datetime"].replace("Z", "+00:00"))
+            if start <= t < end and r["carbon_intensity_avg"]:
+                out[t] = float(r["carbon_intensity_avg"])
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data-dir", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--start", default="2017-10-09", help="first day of the Philly week")
+    ap.add_argument("--days", type=int, default=7)
+    ap.add_argument("--to", default="2022-10-10", help="the day it is moved to (same weekday)")
+    ap.add_argument("--max-hours", type=float, default=24.0)
+    ap.add_argument("--slack", type=float, default=12.0)
+    ap.add_argument("--load", type=float, default=0.75)
+    ap.add_argument("--exclude", default="6214e9",
+                    help="Philly clusters left out (6214e9: 10,000 one-GPU jobs a week)")
+    args = ap.parse_args()
+    start = datetime.fromisoformat(args.start).replace(tzinfo=UTC)
+    to = datetime.fromisoformat(args.to).replace(tzinfo=UTC)
+    if start.weekday() != to.weekday():
+        raise SystemExit("--to must be the same weekday as --start")
+    jobs = philly_week(args.data_dir, start, args.days, args.max_hours,
+                       set(filter(None, args.exclude.split(","))))
+    args.out.mkdir(parents=True, exist_ok=True)
+    shift = to - start
+    with (args.out / "trace.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["submit", "hours", "gpus", "gpu_types", "deadline_h", "checkpoint_every_h",
+                    "checkpoint_cost_h"])
+        for t, hours, gpus in jobs:
+            w.writerow([(t + shift).isoformat(), f"{hours:.3f}", gpus, "a100-80gb",
+                        f"{hours + max(args.slack, hours):.3f}", 1.0, 0.05])
+    lo, hi = to - timedelta(days=2), to + timedelta(days=args.days + 10)
+    with (args.out / "history.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["datetime", "zone", "gco2_per_kwh"])
+        for zone in REGIONS.values():
+            for t, v in sorted(history(args.data_dir, zone, lo, hi).items()):
+                w.writerow([t.isoformat(), zone, v])
+    gpu_h = sum(h * g for _, h, g in jobs)
+    # every region as large as the home one, whose on-demand pool alone carries the week at
+    # `load` on average (so run-now, which uses only that pool, is not starved by design);
+    # spot pools half that size
+    on_demand = max(8, math.ceil(gpu_h / (args.days * 24) / args.load))
+    spot = max(4, math.ceil(on_demand / 2))
+    lines = ["# generated by solvers/sim_philly.py", "[site]", f'home_region = "{HOME}"',
+             "carbon_price_usd_per_t = 100", "", "[carbon]", 'provider = "csv"', "",
+             "[carbon.csv]", f'path = "{(args.out / "history.csv").resolve()}"', ""]
+    for name, zone in REGIONS.items():
+        lines += ["[[regions]]", f'name = "{name}"', f'zone = "{zone}"', ""]
+    for name in REGIONS:
+        for market, cap in (("on_demand", on_demand), ("spot", spot)):
+            lines += ["[[pools]]", f'region = "{name}"', 'accelerator = "a100-80gb"',
+                      f'market = "{market}"', f"capacity = {cap}", ""]
+    (args.out / "site.toml").write_text("\n".join(lines))
+    sizes: dict[int, int] = defaultdict(int)
+    for _, _, g in jobs:
+        sizes[g] += 1
+    print(f"{len(jobs)} jobs ({dict(sorted(sizes.items()))} by GPUs), {gpu_h:,.0f} GPU-h; "
+          f"pools: {on_demand} on-demand + {spot} spot A100s in each of {len(REGIONS)} regions; "
+          f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
