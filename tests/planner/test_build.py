@@ -220,3 +220,23 @@ def test_a_run_is_charged_for_the_part_of_its_last_slot_it_works() -> None:
     assert c.usd[1] == pytest.approx(4.0 * 4 / 2.2 * (1 + cc.rework_factor[1, h100]))
     ci = inst.ci_g_per_kwh[h100]
     assert c.kg_op[1] == pytest.approx(kw[1] * (ci[1] + (4 / 2.2 - 1) * ci[2]) / 1000)
+
+
+def test_the_run_now_pool_is_the_cheapest_for_the_job_not_by_the_hour() -> None:
+    """In the built-in us-east-1 the T4 is the cheapest GPU-hour but, at an eighth of the
+    reference speed, the dearest way to run a job there: a user would not pick it, nor does
+    the run-now baseline (its pool is also the report's counterfactual)."""
+    from carbonplan import catalog, eligibility
+    from carbonplan.domain import Market
+
+    site = catalog.builtin_site(8)
+    j = job(1, deadline=NOW + timedelta(days=3))
+    home = [o for o in eligibility.pool_options(j, site)
+            if o.pool.region == "us-east-1" and o.pool.market == Market.ON_DEMAND]
+    by_hour = min(home, key=lambda o: o.pool.price_usd_per_unit_h)
+    by_job = min(home, key=lambda o: eligibility.job_usd(o, site))
+    assert by_hour.accelerator.name != by_job.accelerator.name
+    assert eligibility.job_usd(by_job, site) < 0.7 * eligibility.job_usd(by_hour, site)
+    inst = build_instance([j], site, lambda z, t0, n, s: (np.full((len(z), n), 300.0), {}),
+                          now=NOW).inst
+    assert inst.pool_names[inst.home_pool[0]] == by_job.pool.name
