@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,18 +18,42 @@ from carbonplan.signals.scripted import FunctionSignals
 from carbonplan.sim import POLICIES, load_trace, simulate
 
 T0 = datetime(2026, 11, 2, tzinfo=UTC)
-SITE = parse_config({
-    "site": {"home_region": "dirty", "carbon_price_usd_per_t": 1000},
-    "regions": [
-        {"name": "dirty", "zone": "PL", "pue": 1.2, "energy_price_usd_per_kwh": 0.1},
-        {"name": "clean", "zone": "SE", "pue": 1.1},
-    ],
-    "pools": [
-        {"region": "dirty", "accelerator": "a100-80gb", "market": "owned", "capacity": 4},
-        {"region": "clean", "accelerator": "a100-80gb", "market": "on_demand", "capacity": 4,
-         "price_usd_per_unit_h": 0.05},
-    ],
-}).to_site()
+CONFIG_TOML = """
+[site]
+home_region = "dirty"
+carbon_price_usd_per_t = 1000
+
+[[regions]]
+name = "dirty"
+zone = "PL"
+pue = 1.2
+energy_price_usd_per_kwh = 0.1
+
+[[regions]]
+name = "clean"
+zone = "SE"
+pue = 1.1
+
+[[pools]]
+region = "dirty"
+accelerator = "a100-80gb"
+market = "owned"
+capacity = 4
+
+[[pools]]
+region = "clean"
+accelerator = "a100-80gb"
+market = "on_demand"
+capacity = 4
+price_usd_per_unit_h = 0.05
+
+[carbon]
+provider = "csv"
+
+[carbon.csv]
+path = "history.csv"
+"""
+SITE = parse_config(tomllib.loads(CONFIG_TOML)).to_site()
 CAPACITY = {p.name: p.capacity for p in SITE.pools}
 
 
@@ -145,43 +170,6 @@ def test_a_job_the_site_cannot_run_even_alone_is_rejected_not_simulated(tmp_path
             {"submit": "2026-11-02T00:00Z", "hours": 1, "deadline_h": 2}]
     trace = load_trace(write_trace(tmp_path / "t.csv", rows), SITE)
     assert [j.id for j in trace.jobs] == [3] and "needs" in trace.rejected[2]
-
-
-CONFIG_TOML = """
-[site]
-home_region = "dirty"
-carbon_price_usd_per_t = 1000
-
-[[regions]]
-name = "dirty"
-zone = "PL"
-pue = 1.2
-energy_price_usd_per_kwh = 0.1
-
-[[regions]]
-name = "clean"
-zone = "SE"
-pue = 1.1
-
-[[pools]]
-region = "dirty"
-accelerator = "a100-80gb"
-market = "owned"
-capacity = 4
-
-[[pools]]
-region = "clean"
-accelerator = "a100-80gb"
-market = "on_demand"
-capacity = 4
-price_usd_per_unit_h = 0.05
-
-[carbon]
-provider = "csv"
-
-[carbon.csv]
-path = "history.csv"
-"""
 
 
 def test_the_simulate_command(cli, isolated: Path) -> None:
