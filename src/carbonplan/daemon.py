@@ -364,7 +364,9 @@ class Daemon:
         so a plan does not ask for the same refused move every cycle."""
         out: dict[int, dict[str, str]] = {}
         for a in self._refusals(now):
-            out.setdefault(a.job_id, {})[a.payload["pool"]] = a.error or "refused"
+            # the pool asked for, and any others the executor said the same holds for
+            for pool in [a.payload["pool"], *(a.result.get("refused_pools") or [])]:
+                out.setdefault(a.job_id, {})[pool] = a.error or "refused"
         if out:
             log.info("leaving out pools executors refused for %d job(s)", len(out))
         return out

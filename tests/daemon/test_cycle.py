@@ -276,9 +276,9 @@ class RefusingExecutor(LocalExecutor):
     """A local executor that refuses, for good, to announce the job named `stuck` in `pool`:
     what a Slurm federation does with a job that cannot go back to its origin cluster."""
 
-    def __init__(self, root, pool: str) -> None:
+    def __init__(self, root, pool: str, also: tuple[str, ...] = ()) -> None:
         super().__init__(root)
-        self.pool = pool
+        self.pool, self.also = pool, also
         self.refusals = 0
 
     def apply(self, action: Action) -> ActionResult:
@@ -286,7 +286,8 @@ class RefusingExecutor(LocalExecutor):
         if action.kind == ActionKind.ANNOUNCE and action.job.name == "stuck" and p is not None \
                 and p.pool == self.pool:
             self.refusals += 1
-            return ActionResult(ok=False, detail="cannot go back there")
+            return ActionResult(ok=False, detail="cannot go back there",
+                                refused_pools=self.also)
         return super().apply(action)
 
 
@@ -325,4 +326,21 @@ def test_a_job_refused_in_every_pool_it_fits_is_unplanned_with_the_reason(
                                         "cannot go back there")
     for _ in range(3):
         assert d.run_once().triggers == []
+    assert executor.refusals == 1
+
+
+def test_pools_refused_together_are_left_out_together(store, site, tmp_path, marker) -> None:
+    """A Slurm job that cannot go back to its origin cannot go to any of its pools: one refusal
+    names them all, and no plan asks for the next one."""
+    signals = ScriptedSignals(clean_later(8))
+    executor = RefusingExecutor(tmp_path / "runs", CLEAN, also=(DIRTY,))
+    (stuck,) = store.add_jobs([recording_job(marker, "stuck", deadline_s=90)])
+    d = make_daemon(store, site, executor, signals)
+    d.run_once()
+    assert d.run_once().triggers == ["refused"]
+    plan = store.get_plan()[1]
+    assert not plan.placements
+    assert plan.unplanned[stuck.id] == ("the executor refused every pool it fits: "
+                                        f"{CLEAN}: cannot go back there; "
+                                        f"{DIRTY}: cannot go back there")
     assert executor.refusals == 1

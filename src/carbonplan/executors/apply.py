@@ -124,7 +124,8 @@ def apply_actions(store: Store, executor: Executor, actions: Iterable[Action], *
         checkpoint("executor-called")
         pending.append({"key": action.key, "ok": result.ok,
                         "result": {"ref": result.ref, "detail": result.detail,
-                                   "retryable": result.retryable},
+                                   "retryable": result.retryable,
+                                   "refused_pools": list(result.refused_pools)},
                         "error": "" if result.ok else result.detail,
                         "transition": _transition_for(action, result, executor.name)
                         if result.ok else None})

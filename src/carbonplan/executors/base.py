@@ -65,6 +65,9 @@ class ActionResult:
     ref: str | None = None  # the executor's handle for the job (START)
     detail: str = ""
     retryable: bool = False  # transient (unreachable cluster...): try again or re-plan elsewhere
+    # a refusal for good that holds for other pools too (every pool of a cluster the job cannot
+    # go to): the planner leaves them all out at once instead of learning them one a cycle
+    refused_pools: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

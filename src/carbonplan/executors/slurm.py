@@ -373,10 +373,12 @@ class SlurmExecutor:
                 if not self.settings.federation:
                     return ActionResult(ok=False, detail=f"pool {p.pool} is on cluster "
                                         f"{target.cluster} but the job was submitted to "
-                                        f"{cluster} (no federation)")
+                                        f"{cluster} (no federation)",
+                                        refused_pools=self._pools_on(target.cluster))
                 stuck = self._one_way(cluster, rec, target)
                 if stuck:
-                    return ActionResult(ok=False, detail=f"Slurm job {cluster}:{jid} {stuck}")
+                    return ActionResult(ok=False, detail=f"Slurm job {cluster}:{jid} {stuck}",
+                                        refused_pools=self._pools_on(cluster))
                 move = target.cluster
             start = action.placement.start if action.kind == ActionKind.ANNOUNCE else now
             latest = self._latest_start(rec, job)
@@ -470,6 +472,9 @@ class SlurmExecutor:
                     break
                 time.sleep(0.2)
         return False
+
+    def _pools_on(self, cluster: str) -> tuple[str, ...]:
+        return tuple(sorted(name for name, t in self.targets.items() if t.cluster == cluster))
 
     def _partitions(self, cluster: str) -> set[str]:
         return {t.partition for t in self.targets.values() if t.cluster == cluster}

@@ -138,6 +138,9 @@ def test_another_cluster_needs_a_federation(north: Cluster, ex: SlurmExecutor, s
     result = ex.apply(Action(ActionKind.ANNOUNCE, job, p, plan_id=3))
     assert not result.ok and not result.retryable
     assert "submitted to north (no federation)" in result.detail
+    # nor will any other of central's pools take it: all named, for the planner to leave out
+    assert "central/h100-sxm/owned" in result.refused_pools and all(
+        ex.targets[name].cluster == "central" for name in result.refused_pools)
     now_ = north.job(jid)  # nothing carbonplan sets changed (Slurm's bookkeeping may)
     assert {k: now_.get(k) for k in CARBONPLAN_SETS} == {k: before.get(k) for k in CARBONPLAN_SETS}
 

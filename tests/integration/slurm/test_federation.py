@@ -80,6 +80,9 @@ def test_a_job_moves_to_another_cluster_runs_there_and_is_followed(
     back = announce(store, fed, store.get_job(job.id), "north-a/a100-80gb/owned", later,
                     plan_id=3)
     assert not back.ok and "stays where it is" in back.detail
+    # ... nor to any of north's pools: the planner is told them all at once
+    assert set(back.refused_pools) == {name for name, t in fed.targets.items()
+                                       if t.cluster == "north"} and back.refused_pools
     assert central.job(jid)["tres_per_node"] == "gres:gpu:h100:2"
     # started now, it runs on central and is reported from there
     now = datetime.now(UTC).replace(microsecond=0)
