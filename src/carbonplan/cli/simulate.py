@@ -51,10 +51,6 @@ def simulate(
     cfg, site = load_site(config)
     if carbon_price is not None:
         site = site.model_copy(update={"carbon_price_usd_per_t": carbon_price})
-    if abs(replan_h / cfg.planner.slot_h - round(replan_h / cfg.planner.slot_h)) > 1e-9 \
-            or replan_h <= 0:
-        raise InputError("--replan-h", f"must be a positive multiple of the slot "
-                                       f"({cfg.planner.slot_h} h)")
     data = load_trace(trace, site, since=start, until=end)
     from carbonplan.signals.service import open_signals
 
