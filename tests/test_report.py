@@ -12,7 +12,13 @@ from carbonplan import eligibility
 from carbonplan.config import parse_config
 from carbonplan.domain import Job, JobSpec, JobState
 from carbonplan.energy.formulas import embodied_kg, energy_kwh
-from carbonplan.report import ZoneHistory, build_report, job_footprint, run_footprint
+from carbonplan.report import (
+    ZoneHistory,
+    build_report,
+    job_footprint,
+    read_intensity,
+    run_footprint,
+)
 from carbonplan.signals.scripted import FunctionSignals
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -107,6 +113,10 @@ def test_intensity_is_weighted_by_the_part_of_each_slot_a_run_covers() -> None:
     a = step - timedelta(minutes=30)
     assert hist("SE", a, a + timedelta(minutes=90)) == pytest.approx((100 * 0.5 + 300) / 1.5)
     assert hist("SE", a, a + timedelta(minutes=20)) == pytest.approx(100.0)
+    # the daemon's metric reads each run's interval on its own, weighted the same way
+    once = read_intensity(FunctionSignals(fn))
+    assert once("SE", a, a + timedelta(minutes=90)) == pytest.approx((100 * 0.5 + 300) / 1.5)
+    assert once("SE", a, a + timedelta(minutes=20)) == pytest.approx(100.0)
 
 
 def test_report_totals_groups_period_and_projected() -> None:

@@ -30,6 +30,7 @@ from carbonplan.energy.formulas import (
     emissions_kg,
     energy_kwh,
 )
+from carbonplan.signals.series import floor_time
 
 log = logging.getLogger("carbonplan.report")
 
@@ -130,18 +131,20 @@ def job_footprint(job: Job, site: Site, intensity: Intensity, *,
 
 def read_intensity(signals: Any, slot_h: float = 1.0) -> Intensity:
     """An `Intensity` that reads the history of each interval asked for (the daemon's way: it
-    meets finished jobs a few at a time); fail open, and the zone's typical level if even that
-    fails."""
+    meets finished jobs a few at a time), weighted as `ZoneHistory` weights it; fail open, and
+    the zone's typical level if even that fails."""
     def mean(zone: str, a: datetime, b: datetime) -> float:
         try:
-            series = signals.history(zone, a, max(b, a + timedelta(hours=slot_h)),
-                                     slot_h=slot_h, fail_open=True)
-            return float(np.nanmean(series.values))
+            start = floor_time(a, round(slot_h * 3600))  # on the slot grid, as the store's
+            value = ZoneHistory(signals, start, max(b, a + timedelta(hours=slot_h)),
+                                slot_h=slot_h)(zone, a, b)
+            if np.isfinite(value):
+                return value
         except Exception as exc:
-            from carbonplan.catalog.zones import ZONES
-
             log.debug("no history for %s: %s", zone, exc)
-            return float(ZONES[zone][1])
+        from carbonplan.catalog.zones import ZONES
+
+        return float(ZONES[zone][1])
     return mean
 
 
