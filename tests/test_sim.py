@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import csv
 import json
+import tempfile
 import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from carbonplan.config import parse_config
 from carbonplan.errors import InputError
@@ -86,27 +89,44 @@ def wavy(zone: str, t: datetime) -> float:
     return {"PL": 700.0, "SE": 40.0}[zone] * night
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_every_policy_respects_capacity_submission_and_deadlines(tmp_path: Path,
-                                                                 seed: int) -> None:
-    trace = load_trace(write_trace(tmp_path / "t.csv", random_rows(seed, 25)), SITE)
-    sim = simulate(trace, SITE, FunctionSignals(wavy), time_limit=1.0)
+CAPPED = SITE.model_copy(update={"regions": {**SITE.regions, "dirty": SITE.regions[
+    "dirty"].model_copy(update={"power_cap_kw": 1.5})}})  # about 3 of its 4 GPUs at once
+
+
+def hours_touched(a: datetime, b: datetime):
+    t = a.replace(minute=0, second=0, microsecond=0)
+    while t < b:
+        yield t
+        t += timedelta(hours=1)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), n=st.integers(3, 25))
+def test_every_policy_respects_capacity_power_submission_and_deadlines(seed: int,
+                                                                       n: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        trace = load_trace(write_trace(Path(tmp) / "t.csv", random_rows(seed, n)), CAPPED)
+    sim = simulate(trace, CAPPED, FunctionSignals(wavy), time_limit=1.0)
     jobs = {j.id: j for j in trace.jobs}
+    region = {p.name: p.region for p in CAPPED.pools}
     for name, res in sim.results.items():
-        assert set(res.runs) | set(res.missed) == set(jobs) - set(trace.rejected), name
+        assert set(res.runs) | set(res.missed) == set(jobs), name
         assert not set(res.runs) & set(res.missed)
-        use: dict[tuple[str, datetime], float] = {}
+        units: dict[tuple[str, datetime], float] = {}
+        kw: dict[tuple[str, datetime], float] = {}
         for jid, run in res.runs.items():
             pl, job = run.placement, jobs[jid]
             # online: nothing starts before it was submitted, everything ends by its deadline
             assert pl.start >= job.submitted_at and pl.end <= job.deadline, (name, jid)
-            for a, b in pl.segments or [(pl.start, pl.end)]:
-                t = a.replace(minute=0, second=0, microsecond=0)
-                while t < b:
-                    use[pl.pool, t] = use.get((pl.pool, t), 0.0) + pl.units
-                    t += timedelta(hours=1)
-        over = {k: v for k, v in use.items() if v > CAPACITY[k[0]] + 1e-9}
-        assert not over, (name, over)
+            spans = pl.segments or [(pl.start, pl.end)]
+            run_kw = pl.energy_kwh / sum((b - a).total_seconds() / 3600 for a, b in spans)
+            for a, b in spans:
+                for t in hours_touched(a, b):
+                    units[pl.pool, t] = units.get((pl.pool, t), 0.0) + pl.units
+                    key = (region[pl.pool], t)
+                    kw[key] = kw.get(key, 0.0) + run_kw
+        assert all(v <= CAPACITY[k[0]] + 1e-9 for k, v in units.items()), name
+        assert all(v <= 1.5 + 1e-6 for (r, _), v in kw.items() if r == "dirty"), (name, kw)
 
 
 def test_the_planner_moves_work_to_the_clean_region(tmp_path: Path) -> None:
