@@ -209,8 +209,17 @@ def test_the_simulate_command(cli, isolated: Path) -> None:
     rows = {p["policy"]: p for p in out["policies"]}
     assert rows["carbonplan"]["missed"] == 0 and rows["carbonplan"]["jobs"] == 15
     assert rows["carbonplan"]["vs_run_now"]["saved_t_co2e"] > 0
-    r = cli("simulate", "trace.csv", "--policy", "carbonplan", "--policy", "greedy")
+    r = cli("simulate", "trace.csv", "--policy", "carbonplan", "--policy", "greedy",
+            "--runs", "runs.csv")
     assert r.code == 0 and "carbonplan" in r.out and "certified gap" in r.out
+    with (isolated / "runs.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 2 * 15 and {r["policy"] for r in rows} == {"carbonplan", "greedy"}
+    ran = [r for r in rows if r["pool"]]
+    at = datetime.fromisoformat
+    assert all(at(r["start"]) >= at(r["submitted"]) and at(r["end"]) <= at(r["deadline"])
+               for r in ran)
+    assert all(r["missed"] for r in rows if not r["pool"])
     assert not (isolated / "carbonplan.db").exists()  # a simulation writes nothing
 
 
@@ -222,9 +231,11 @@ def test_the_simulate_command(cli, isolated: Path) -> None:
     (["trace.csv", "--since", "2026-11-03T00:00Z", "--until", "2026-11-02T00:00Z"], "--until"),
     (["trace.csv", "--solver", "gurobi-ish"], "--solver"),
     (["trace.csv", "--carbon-price", "-1"], "--carbon-price"),
+    (["trace.csv", "--runs", "runs.txt"], "--runs"),
+    (["trace.csv", "--runs", "no/such/dir/runs.csv"], "--runs"),
 ])
 def test_simulate_bad_input(cli, isolated: Path, args: list[str], field: str) -> None:
     write_trace(isolated / "trace.csv", random_rows(1, 3))
     r = cli("simulate", *args)
     assert r.code == 2 and field in r.err and len(r.err.strip().splitlines()) == 1, r.err
-    assert not (isolated / "carbonplan.db").exists()
+    assert not (isolated / "carbonplan.db").exists() and not list(isolated.glob("runs*"))

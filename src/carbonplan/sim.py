@@ -392,6 +392,32 @@ class Simulation:
     settings: dict[str, Any]
     wall_s: float
 
+    def write_runs(self, path: str | Path) -> int:
+        """Every policy's runs and misses as CSV rows (one per job and policy); the count."""
+        fields = ("policy", "job", "name", "project", "user", "submitted", "deadline", "pool",
+                  "start", "end", "wait_h", "kwh", "kg_co2e", "embodied_kg", "cost_usd",
+                  "missed")
+        jobs = {j.id: j for j in self.trace.jobs}
+        n = 0
+        with Path(path).open("w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(fields)
+            for name, res in self.results.items():
+                for jid, job in jobs.items():
+                    run = res.runs.get(jid)
+                    head = [name, jid, job.name, job.project, job.user,
+                            job.submitted_at.isoformat(), job.deadline.isoformat()]
+                    if run is None:
+                        w.writerow(head + [""] * 8 + [res.missed.get(jid, "")])
+                    else:
+                        pl = run.placement
+                        w.writerow(head + [pl.pool, pl.start.isoformat(), pl.end.isoformat(),
+                                           f"{run.wait_h:.4f}", f"{pl.energy_kwh:.6f}",
+                                           f"{pl.kg_co2e:.6f}", f"{pl.embodied_kg:.6f}",
+                                           f"{pl.cost_usd:.6f}", ""])
+                    n += 1
+        return n
+
     def summary(self) -> dict[str, Any]:
         """Per policy totals, and against run-now over the jobs both ran (JSON-ready)."""
         base = self.results.get("run-now")

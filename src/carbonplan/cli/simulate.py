@@ -31,6 +31,9 @@ def simulate(
     solver: Annotated[str, typer.Option(help="Integer-master backend: highs, pulp, pyomo.")
                       ] = "highs",
     carbon_price: CarbonPriceOption = None,
+    runs_csv: Annotated[str | None, typer.Option(
+        "--runs", help="Also write every job's run (or miss) under every policy to this CSV.",
+        show_default=False)] = None,
     config: ConfigOption = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -44,6 +47,13 @@ def simulate(
     policies = list(dict.fromkeys(policy or POLICIES))
     _check_numbers(time_limit, gap, carbon_price)
     _solver_name(solver)
+    if runs_csv is not None:
+        from pathlib import Path
+
+        if Path(runs_csv).suffix.lower() != ".csv":
+            raise InputError("--runs", f"must end in .csv, got '{runs_csv}'")
+        if not Path(runs_csv).resolve().parent.is_dir():
+            raise InputError("--runs", f"no such directory: {Path(runs_csv).parent}")
     start = parse_time(since, "--since") if since else None
     end = parse_time(until, "--until") if until else None
     if start and end and end <= start:
@@ -59,11 +69,15 @@ def simulate(
                   replan_h=replan_h, horizon_h=cfg.planner.horizon_h, forecast=forecast,
                   solver=solver, time_limit=time_limit, rel_gap=gap, progress=progress)
     summary = sim.summary()
+    if runs_csv is not None:
+        summary["runs_csv"] = {"path": runs_csv, "rows": sim.write_runs(runs_csv)}
     summary["rejected_rows"] = {str(k): v for k, v in data.rejected.items()}
     if json_out:
         print_json(summary)
         return
     render(summary)
+    if runs_csv is not None:
+        console.print(f"{summary['runs_csv']['rows']} rows written to {runs_csv}.")
 
 
 class _progress:
