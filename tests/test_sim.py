@@ -189,7 +189,16 @@ def test_a_job_the_site_cannot_run_even_alone_is_rejected_not_simulated(tmp_path
     rows = [{"submit": "2026-11-02T00:00Z", "hours": 10, "deadline_h": 2},
             {"submit": "2026-11-02T00:00Z", "hours": 1, "deadline_h": 2}]
     trace = load_trace(write_trace(tmp_path / "t.csv", rows), SITE)
-    assert [j.id for j in trace.jobs] == [3] and "needs" in trace.rejected[2]
+    assert [j.id for j in trace.jobs] == [3] and "after submission" in trace.rejected[2]
+
+
+def test_a_trace_with_nothing_to_replay_says_why(cli, isolated: Path) -> None:
+    write_trace(isolated / "t.csv", [{"submit": "2026-11-02T00:00Z", "hours": 30,
+                                      "deadline_h": 2}])
+    r = cli("simulate", "t.csv")
+    assert r.code == 0 and "No job to replay: 1 row(s) rejected (row 2: leaves 2h" in r.out
+    out = json.loads(cli("simulate", "t.csv", "--json").out)
+    assert out["jobs"] == 0 and out["start"] is None and "2" in out["rejected_rows"]
 
 
 def test_the_simulate_command(cli, isolated: Path) -> None:

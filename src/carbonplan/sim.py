@@ -147,7 +147,7 @@ def load_trace(path: str | Path, site: Site, *, since: datetime | None = None,
         try:
             check_feasible_alone(spec, site, now=submit)
         except InputError as exc:
-            rejected[n] = exc.reason
+            rejected[n] = exc.reason.replace("after now", "after submission")
             continue
         jobs.append(Job(**spec.model_dump(), id=n, state=JobState.QUEUED, submitted_at=submit,
                         updated_at=submit))
@@ -387,8 +387,8 @@ class Simulation:
 
     results: dict[str, PolicyResult]
     trace: Trace
-    start: datetime
-    end: datetime
+    start: datetime | None   # first re-plan (None: no job to replay)
+    end: datetime | None     # the last deadline's slot end
     settings: dict[str, Any]
     wall_s: float
 
@@ -442,7 +442,8 @@ class Simulation:
                     "saved_pct_usd": 100 * (1 - mine["cost_usd"] / theirs["cost_usd"])
                     if theirs["cost_usd"] > 0 else 0.0}
             rows.append(row)
-        return {"start": self.start.isoformat(), "end": self.end.isoformat(),
+        return {"start": self.start.isoformat() if self.start else None,
+                "end": self.end.isoformat() if self.end else None,
                 "jobs": len(self.trace.jobs), "rejected": len(self.trace.rejected),
                 "settings": self.settings, "wall_s": self.wall_s, "policies": rows}
 
@@ -471,8 +472,7 @@ def simulate(trace: Trace, site: Site, signals: Any, *,
                 "horizon_h": horizon_h, "forecast": forecast, "solver": solver,
                 "time_limit_s": time_limit, "rel_gap": rel_gap}
     if not jobs:
-        now = datetime.now(UTC)
-        return Simulation({p: PolicyResult(p) for p in policies}, trace, now, now, settings,
+        return Simulation({p: PolicyResult(p) for p in policies}, trace, None, None, settings,
                           0.0)
     start = slot_floor(jobs[0].submitted_at, slot_h)
     last = max(j.deadline for j in jobs)

@@ -111,6 +111,12 @@ def render(s: dict[str, Any]) -> None:
     from rich.table import Table
 
     st = s["settings"]
+    if not s["jobs"]:
+        why = "; ".join(f"row {n}: {r}" for n, r in list(s["rejected_rows"].items())[:3])
+        console.print(f"No job to replay: {s['rejected']} row(s) rejected"
+                      + (f" ({why}{'; ...' if s['rejected'] > 3 else ''})" if why else "")
+                      + ", none left in the period.")
+        return
     console.print(f"[bold]Simulated[/] {s['jobs']} jobs from {s['start'][:16]} UTC until the last "
                   f"deadline ({s['end'][:16]}), re-planned every {st['replan_h']:g} h, "
                   f"{st['forecast']} forecast, carbon price ${st['carbon_price_usd_per_t']:g}/t; "
