@@ -23,7 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from carbonplan import eligibility
 from carbonplan.domain import Job, JobSpec, JobState, Placement, Site
 from carbonplan.errors import InputError, did_you_mean
 from carbonplan.planner.build import DEFAULT_HORIZON_H, build_instance, slot_floor
+from carbonplan.signals.validate import parse_time as parse_utc
 from carbonplan.submission import check_feasible_alone
 
 log = logging.getLogger("carbonplan.sim")
@@ -60,13 +61,12 @@ class Trace:
 
 
 def _time(text: str, where: str) -> datetime:
-    """An ISO 8601 time; without an offset it is UTC (traces are logged in UTC)."""
-    s = text.strip()
-    try:
-        dt = datetime.fromisoformat(s[:-1] + "+00:00" if s.endswith(("Z", "z")) else s)
-    except ValueError:
-        raise InputError(where, f"cannot parse '{text}' as an ISO 8601 time") from None
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    """An ISO 8601 time; without an offset it is UTC (traces are logged in UTC), as in the
+    carbon providers' data."""
+    dt = parse_utc(text)
+    if dt is None:
+        raise InputError(where, f"cannot parse '{text}' as an ISO 8601 time")
+    return dt
 
 
 def _row_spec(row: dict[str, str], n: int) -> tuple[JobSpec, datetime]:
