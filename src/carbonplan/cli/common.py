@@ -50,6 +50,19 @@ def open_store(db: str | None, cfg: SiteConfig | None = None) -> Store:
     return _open(db, config_url=cfg.store.url if cfg else None)
 
 
+def check_output_file(path: str, field: str, suffixes: tuple[str, ...]) -> None:
+    """An output file a command will write: a known suffix, in a directory that exists (checked
+    before anything runs, so bad input writes nothing)."""
+    from pathlib import Path
+
+    from carbonplan.errors import InputError
+
+    if Path(path).suffix.lower() not in suffixes:
+        raise InputError(field, f"must end in {', '.join(suffixes)}, got '{path}'")
+    if not Path(path).resolve().parent.is_dir():
+        raise InputError(field, f"no such directory: {Path(path).parent}")
+
+
 def print_json(data: Any) -> None:
     """JSON to stdout, unstyled, for scripts."""
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")

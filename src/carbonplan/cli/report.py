@@ -10,6 +10,7 @@ from carbonplan.cli.common import (
     ConfigOption,
     DbOption,
     JsonOption,
+    check_output_file,
     console,
     load_site,
     open_store,
@@ -38,7 +39,6 @@ def report(
 ) -> None:
     """Realized and projected tCO2e and $, with the saving against running every job at once."""
     from datetime import UTC, datetime
-    from pathlib import Path
 
     from carbonplan.domain import JobState
     from carbonplan.errors import InputError
@@ -56,11 +56,7 @@ def report(
     if by not in GROUPS:
         raise InputError("--by", f"must be one of {', '.join(GROUPS)}, got '{by}'")
     if chart is not None:
-        if Path(chart).suffix.lower() not in CHART_SUFFIXES:
-            raise InputError("--chart", f"must end in {', '.join(CHART_SUFFIXES)}, got "
-                                        f"'{chart}'")
-        if not Path(chart).resolve().parent.is_dir():
-            raise InputError("--chart", f"no such directory: {Path(chart).parent}")
+        check_output_file(chart, "--chart", CHART_SUFFIXES)
         try:
             import matplotlib  # noqa: F401
         except ImportError:

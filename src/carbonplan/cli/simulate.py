@@ -6,7 +6,14 @@ from typing import Annotated, Any
 
 import typer
 
-from carbonplan.cli.common import ConfigOption, JsonOption, console, load_site, print_json
+from carbonplan.cli.common import (
+    ConfigOption,
+    JsonOption,
+    check_output_file,
+    console,
+    load_site,
+    print_json,
+)
 from carbonplan.cli.planning import CarbonPriceOption, _check_numbers, _solver_name
 
 
@@ -48,12 +55,7 @@ def simulate(
     _check_numbers(time_limit, gap, carbon_price)
     _solver_name(solver)
     if runs_csv is not None:
-        from pathlib import Path
-
-        if Path(runs_csv).suffix.lower() != ".csv":
-            raise InputError("--runs", f"must end in .csv, got '{runs_csv}'")
-        if not Path(runs_csv).resolve().parent.is_dir():
-            raise InputError("--runs", f"no such directory: {Path(runs_csv).parent}")
+        check_output_file(runs_csv, "--runs", (".csv",))
     start = parse_time(since, "--since") if since else None
     end = parse_time(until, "--until") if until else None
     if start and end and end <= start:
