@@ -16,7 +16,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from carbonplan.domain import Accelerator, JobSpec, Market, Pool, Site
-from carbonplan.energy.formulas import MIG_SLICES_PER_GPU, active_power_w, mig_power_w
+from carbonplan.energy.formulas import (
+    MIG_SLICES_PER_GPU,
+    active_power_w,
+    energy_kwh,
+    mig_power_w,
+)
 from carbonplan.errors import InputError, unknown
 
 # Utilization assumed for a GPU's average power when the job gives no measured --watts.
@@ -100,17 +105,23 @@ def pool_options(spec: JobSpec, site: Site) -> list[PoolOption]:
     return out
 
 
-def job_usd(option: PoolOption, site: Site) -> float:
-    """What the whole job costs in `option`'s pool: rental for its hours there (per MIG slice
-    on MIG pools), plus energy on owned pools (cloud prices include it)."""
+def run_usd(option: PoolOption, site: Site, hours: float, kwh: float) -> float:
+    """What running in `option`'s pool for `hours`, drawing `kwh` at the facility, costs, as the
+    planner charges it: rental (per MIG slice on MIG pools), plus energy on owned pools (cloud
+    prices include it)."""
     pool = option.pool
     slices = option.accelerator.mig_profiles[pool.mig].slices if pool.mig else 1
-    usd = pool.price_usd_per_unit_h / slices * option.units * option.work_h
+    usd = pool.price_usd_per_unit_h / slices * option.units * hours
     if pool.market == Market.OWNED:
-        region = site.regions[pool.region]
-        usd += (option.power_w / 1000.0 * region.pue * option.work_h
-                * region.energy_price_usd_per_kwh)
+        usd += kwh * site.regions[pool.region].energy_price_usd_per_kwh
     return usd
+
+
+def job_usd(option: PoolOption, site: Site) -> float:
+    """What the whole job costs in `option`'s pool (`run_usd` for its work hours there)."""
+    pue = site.regions[option.pool.region].pue
+    return run_usd(option, site, option.work_h,
+                   energy_kwh(1, option.power_w, option.work_h, pue))
 
 
 def home_pick(options: Sequence[PoolOption], site: Site, home: str | None) -> int | None:

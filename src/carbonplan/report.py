@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from carbonplan import eligibility
-from carbonplan.domain import Job, JobState, Market, Plan, Site
+from carbonplan.domain import Job, JobState, Plan, Site
 from carbonplan.energy.formulas import (
     MIG_SLICES_PER_GPU,
     embodied_kg,
@@ -77,20 +77,14 @@ class JobFootprint:
 def run_footprint(opt: eligibility.PoolOption, site: Site, hours: float, ci_g_per_kwh: float,
                   gpu_kwh: float | None = None) -> Footprint:
     """The footprint of running on `opt` for `hours` at a mean carbon intensity."""
-    pool, region = opt.pool, site.regions[opt.pool.region]
+    region = site.regions[opt.pool.region]
     kwh = (gpu_kwh * region.pue if gpu_kwh is not None
            else energy_kwh(1, opt.power_w, hours, region.pue))
-    if opt.is_mig:
-        slices = opt.accelerator.mig_profiles[pool.mig].slices  # type: ignore[index]
-        instances, gpus = opt.units / slices, opt.units / MIG_SLICES_PER_GPU
-    else:
-        instances = gpus = opt.units
-    cost = (kwh * region.energy_price_usd_per_kwh if pool.market == Market.OWNED
-            else instances * pool.price_usd_per_unit_h * hours)
+    gpus = opt.units / MIG_SLICES_PER_GPU if opt.is_mig else opt.units
     return Footprint(kwh=kwh, kg_co2e=emissions_kg(kwh, ci_g_per_kwh),
                      embodied_kg=embodied_kg(gpus, opt.accelerator.embodied_kg,
                                              site.embodied_lifetime_h, hours),
-                     cost_usd=cost)
+                     cost_usd=eligibility.run_usd(opt, site, hours, kwh))
 
 
 def home_option(job: Job, site: Site) -> eligibility.PoolOption | None:
