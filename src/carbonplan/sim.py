@@ -253,6 +253,7 @@ class Replay:
         self.queue: dict[int, Job] = {}
         self.result = PolicyResult(policy)
         self.pool_row = {p.name: i for i, p in enumerate(site.pools)}
+        self.zone_of = {p.name: site.regions[p.region].zone for p in site.pools}
         regions = sorted(site.regions)
         self.used_units = np.zeros((len(site.pools), n_abs))    # by started runs
         self.used_kw = np.zeros((len(regions), n_abs))
@@ -291,15 +292,21 @@ class Replay:
     def _k(self, t: datetime) -> int:
         return round((t - self.t_start).total_seconds() / 3600.0 / self.slot_h)
 
+    def _window(self, build: Any, t: datetime) -> tuple[Any, Any]:
+        """Where `build`'s instance (its pools, regions and slots from `t`) lies in the replay's
+        own arrays of what started runs use: (index into used_units, into used_kw)."""
+        k = self._k(t)
+        slots = np.arange(k, k + build.inst.n_slots)
+        return (np.ix_([self.pool_row[name] for name in build.pools], slots),
+                np.ix_([self.site_row[name] for name in build.inst.site_names], slots))
+
     def _residual(self, build: Any, t: datetime) -> Any:
         """The instance on what started runs leave free (their slots were charged already)."""
         inst = build.inst
-        k, T = self._k(t), inst.n_slots
-        rows = [self.pool_row[name] for name in build.pools]
-        cap = np.maximum(inst.capacity - self.used_units[rows, k:k + T], 0.0)
-        srow = [self.site_row[name] for name in inst.site_names]
-        power = inst.power_cap_kw - self.used_kw[srow, k:k + T]
-        return dataclasses.replace(inst, capacity=cap, power_cap_kw=np.maximum(power, 0.0))
+        pools, regions = self._window(build, t)
+        cap = np.maximum(inst.capacity - self.used_units[pools], 0.0)
+        power = np.maximum(inst.power_cap_kw - self.used_kw[regions], 0.0)
+        return dataclasses.replace(inst, capacity=cap, power_cap_kw=power)
 
     def _schedule(self, inst: Any) -> Any:
         from carbonplan.planner.policies import get_policy
@@ -347,8 +354,7 @@ class Replay:
         from carbonplan.planner.prepare import usage_of
         from carbonplan.planning import to_placements
 
-        by_name = {p.name: p for p in self.site.pools}
-        zones = [self.site.regions[by_name[name].region].zone for name in build.pools]
+        zones = [self.zone_of[name] for name in build.pools]
         distinct = list(dict.fromkeys(zones))
         ci, _ = self.table.actual(distinct, inst.t0, inst.n_slots, self.slot_h)
         happened = dataclasses.replace(inst, ci_g_per_kwh=ci[[distinct.index(z)
@@ -361,11 +367,9 @@ class Replay:
         keep = np.where(now_slots, sched.pool, -1).astype(np.int32)
         started = Schedule(pool=keep, indptr=sched.indptr, slots=sched.slots)
         units, kw = usage_of(happened, build_cost_coefficients(happened), started)
-        rows = [self.pool_row[name] for name in build.pools]
-        srow = [self.site_row[name] for name in inst.site_names]
-        T = inst.n_slots
-        self.used_units[rows, k:k + T] += units[:, :self.used_units.shape[1] - k]
-        self.used_kw[srow, k:k + T] += kw[:, :self.used_kw.shape[1] - k]
+        pools, regions = self._window(build, t)
+        self.used_units[pools] += units
+        self.used_kw[regions] += kw
         for j, job in enumerate(build.jobs):
             p = int(sched.pool[j])
             if p < 0:
