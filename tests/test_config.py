@@ -164,3 +164,12 @@ def test_inline_secrets_are_never_shown() -> None:
 def test_bad_carbon_settings_name_their_key(carbon: dict, field: str, words: str) -> None:
     e = _err({"carbon": carbon})
     assert e.field == field and words in e.reason, (e.field, e.reason)
+
+
+def test_an_owned_pool_in_a_catalog_region_pays_no_cloud_rent() -> None:
+    site = parse_config({"pools": [
+        {"region": "us-east-1", "accelerator": "a100-80gb", "market": "owned", "capacity": 8},
+        {"region": "us-east-1", "accelerator": "a100-80gb", "market": "on_demand",
+         "capacity": 8}]}).to_site()
+    owned, cloud = site.pools
+    assert owned.price_usd_per_unit_h == 0.0 and cloud.price_usd_per_unit_h > 0

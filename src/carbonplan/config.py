@@ -504,7 +504,10 @@ def _build_site(cfg: SiteConfig) -> Site:
                                                    acc.mig_profiles) if acc.mig_profiles
                              else f"{acc.id} has no MIG profiles")
         price, rate = e.price_usd_per_unit_h, e.eviction_rate_per_h
-        if e.region in cat_regions and (price is None or rate is None):
+        # a region's catalog offer is the cloud's; an owned pool there is one's own hardware,
+        # which pays energy, not the cloud's rent (docs/config.md: 0 for owned)
+        if e.region in cat_regions and e.market != Market.OWNED and (price is None
+                                                                      or rate is None):
             offer = catalog.region_prices(e.region).get(e.accelerator)
             if offer and e.mig is None:
                 od, spot, band_rate = offer
