@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import tempfile
 import tomllib
 from datetime import UTC, datetime, timedelta
@@ -57,7 +58,6 @@ provider = "csv"
 path = "history.csv"
 """
 SITE = parse_config(tomllib.loads(CONFIG_TOML)).to_site()
-CAPACITY = {p.name: p.capacity for p in SITE.pools}
 
 
 def write_trace(path: Path, rows: list[dict]) -> Path:
@@ -79,6 +79,7 @@ def random_rows(seed: int, n: int) -> list[dict]:
                      "gpus": int(rng.choice([1, 2, 4])),
                      "deadline_h": round(hours + float(rng.uniform(1, 30)), 2),
                      "pausable": str(bool(rng.random() < 0.3)).lower(),
+                     "checkpoint_every_h": 1 if rng.random() < 0.5 else "",
                      "checkpoint_cost_h": 0.1})
     return rows
 
@@ -89,8 +90,20 @@ def wavy(zone: str, t: datetime) -> float:
     return {"PL": 700.0, "SE": 40.0}[zone] * night
 
 
-CAPPED = SITE.model_copy(update={"regions": {**SITE.regions, "dirty": SITE.regions[
+SPOT_POOL = """
+[[pools]]
+region = "clean"
+accelerator = "a100-80gb"
+market = "spot"
+capacity = 2
+price_usd_per_unit_h = 0.02
+eviction_rate_per_h = 0.4
+"""
+WITH_SPOT = parse_config(tomllib.loads(CONFIG_TOML.replace("[carbon]", SPOT_POOL + "\n[carbon]"))
+                         ).to_site()
+CAPPED = WITH_SPOT.model_copy(update={"regions": {**SITE.regions, "dirty": SITE.regions[
     "dirty"].model_copy(update={"power_cap_kw": 1.5})}})  # about 3 of its 4 GPUs at once
+CAPACITY = {p.name: p.capacity for p in CAPPED.pools}
 
 
 def hours_touched(a: datetime, b: datetime):
@@ -114,8 +127,10 @@ def test_every_policy_respects_capacity_power_submission_and_deadlines(seed: int
         assert not set(res.runs) & set(res.missed)
         units: dict[tuple[str, datetime], float] = {}
         kw: dict[tuple[str, datetime], float] = {}
-        for jid, run in res.runs.items():
-            pl, job = run.placement, jobs[jid]
+        runs = [(jid, run.placement) for jid, run in res.runs.items()]
+        runs += [(jid, pl) for jid, pls in res.evicted.items() for pl in pls]  # cut short
+        for jid, pl in runs:
+            job = jobs[jid]
             # online: nothing starts before it was submitted, everything ends by its deadline
             assert pl.start >= job.submitted_at and pl.end <= job.deadline, (name, jid)
             spans = pl.segments or [(pl.start, pl.end)]
@@ -232,6 +247,34 @@ def test_the_simulate_command(cli, isolated: Path) -> None:
     assert not (isolated / "carbonplan.db").exists()  # a simulation writes nothing
 
 
+def test_simulate_replays_evictions_unless_told_not_to(cli, isolated: Path) -> None:
+    (isolated / "carbonplan.toml").write_text(EVICTION_TOML)
+    with (isolated / "history.csv").open("w") as fh:
+        fh.write("datetime,zone,gco2_per_kwh\n")
+        for h in range(24 * 4):
+            fh.write(f"{(T0 - timedelta(days=1) + timedelta(hours=h)).isoformat()},SE,50\n")
+    write_trace(isolated / "trace.csv", [
+        {"submit": (T0 + timedelta(hours=i)).isoformat(), "hours": 5, "deadline_h": 40,
+         "checkpoint_every_h": 1} for i in range(4)])
+    args = ("simulate", "trace.csv", "--policy", "greedy", "--time-limit", "1")
+    r = cli(*args, "--json", "--seed", "3", "--runs", "runs.csv")
+    assert r.code == 0, r.err
+    out = json.loads(r.out)
+    row = out["policies"][0]
+    assert out["settings"]["evictions"] is True and out["settings"]["seed"] == 3
+    with (isolated / "runs.csv").open() as fh:
+        runs = list(csv.DictReader(fh))
+    assert row["evictions"] == sum(int(r["evictions"]) for r in runs) > 0
+    assert row["cost_usd"] == pytest.approx(sum(float(r["cost_usd"] or 0)
+                                                + float(r["evicted_cost_usd"]) for r in runs))
+    again = json.loads(cli(*args, "--json", "--seed", "3").out)["policies"][0]
+    assert again["cost_usd"] == row["cost_usd"]        # seeded: the same draws
+    off = json.loads(cli(*args, "--json", "--no-evictions").out)
+    assert off["settings"]["evictions"] is False and off["policies"][0]["evictions"] == 0
+    table = cli(*args).out
+    assert "evicted" in table and "Evicted: spot attempts cut short" in table
+
+
 @pytest.mark.parametrize(("args", "field"), [
     (["missing.csv"], "TRACE"),
     (["trace.csv", "--policy", "fifo"], "--policy"),
@@ -242,9 +285,124 @@ def test_the_simulate_command(cli, isolated: Path) -> None:
     (["trace.csv", "--carbon-price", "-1"], "--carbon-price"),
     (["trace.csv", "--runs", "runs.txt"], "--runs"),
     (["trace.csv", "--runs", "no/such/dir/runs.csv"], "--runs"),
+    (["trace.csv", "--seed", "x"], "--seed"),
 ])
 def test_simulate_bad_input(cli, isolated: Path, args: list[str], field: str) -> None:
     write_trace(isolated / "trace.csv", random_rows(1, 3))
     r = cli("simulate", *args)
     assert r.code == 2 and field in r.err and len(r.err.strip().splitlines()) == 1, r.err
     assert not (isolated / "carbonplan.db").exists() and not list(isolated.glob("runs*"))
+
+
+# -- spot evictions ------------------------------------------------------------------------------
+
+EVICTION_TOML = """
+[site]
+home_region = "r"
+
+[[regions]]
+name = "r"
+zone = "SE"
+pue = 1.0
+
+[[pools]]
+region = "r"
+accelerator = "a100-80gb"
+market = "on_demand"
+capacity = 2
+price_usd_per_unit_h = 3.0
+
+[[pools]]
+region = "r"
+accelerator = "a100-80gb"
+market = "spot"
+capacity = 2
+price_usd_per_unit_h = 0.5
+eviction_rate_per_h = 0.3
+
+[carbon]
+provider = "csv"
+
+[carbon.csv]
+path = "history.csv"
+"""
+EVICTION_SITE = parse_config(tomllib.loads(EVICTION_TOML)).to_site()
+SPOT = "r/a100-80gb/spot"
+
+
+def hours_of(pl) -> float:
+    return sum((b - a).total_seconds() / 3600 for a, b in pl.segments or [(pl.start, pl.end)])
+
+
+def replay_one(tmp_path: Path, row: dict, **kwargs):
+    row = {"submit": T0.isoformat(), "hours": 6, "deadline_h": 30, **row}
+    trace = load_trace(write_trace(tmp_path / "t.csv", [row]), EVICTION_SITE)
+    return trace.jobs[0].id, simulate(trace, EVICTION_SITE, FunctionSignals(lambda z, t: 50.0),
+                                      policies=["greedy", "carbonplan"], **kwargs)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_an_evicted_spot_run_pays_what_it_ran_and_resumes_from_its_last_checkpoint(
+        tmp_path: Path, seed: int) -> None:
+    jid, sim = replay_one(tmp_path, {"checkpoint_every_h": 1, "checkpoint_cost_h": 0.1},
+                          seed=seed)
+    res = sim.results["greedy"]
+    attempts, run = res.evicted.get(jid, []), res.runs[jid].placement
+    assert attempts, "a 6-h run at 0.3 evictions/h: these seeds evict it at least once"
+    assert attempts[0].pool == SPOT and attempts[0].start == T0
+    kw = run.energy_kwh / hours_of(run)          # one accelerator, PUE 1: the same everywhere
+    saved = 0.0
+    for prev, cut in zip([None, *attempts], attempts, strict=False):
+        ran = hours_of(cut)
+        assert 0 < ran < 6 - saved
+        assert prev is None or cut.start >= prev.end
+        assert cut.energy_kwh == pytest.approx(kw * ran)
+        assert cut.cost_usd == pytest.approx(0.5 * ran)  # the cloud's rental; no rework on top
+        saved += max(math.floor(ran) - 0.1, 0.0)  # up to its last checkpoint, less the resume
+    # the run that finished did only the work no checkpoint had kept
+    assert run.start >= attempts[-1].end
+    assert hours_of(run) == pytest.approx(6 - saved)
+    totals = res.totals()
+    assert totals["evictions"] == len(attempts)
+    assert totals["cost_usd"] == pytest.approx(run.cost_usd + sum(a.cost_usd for a in attempts))
+    # common random numbers: the planner put it on spot at once too, and met the same eviction
+    other = sim.results["carbonplan"].evicted[jid][0]
+    assert (other.pool, other.start, other.end) == (SPOT, attempts[0].start, attempts[0].end)
+
+
+def test_a_job_that_never_checkpoints_loses_the_whole_attempt(tmp_path: Path) -> None:
+    jid, sim = replay_one(tmp_path, {}, seed=0)
+    res = sim.results["greedy"]
+    assert res.evicted[jid]
+    assert hours_of(res.runs[jid].placement) == pytest.approx(6)
+
+
+def test_without_eviction_replay_spot_runs_pay_their_expected_rework(tmp_path: Path) -> None:
+    jid, sim = replay_one(tmp_path, {"checkpoint_every_h": 1, "checkpoint_cost_h": 0.1},
+                          evictions=False)
+    res = sim.results["greedy"]
+    run = res.runs[jid].placement
+    assert not res.evicted and run.pool == SPOT and hours_of(run) == pytest.approx(6)
+    # 0.3/h x 6 h x (1/2 + 0.1) h = 1.08 h of rework on top of 6 h
+    assert run.cost_usd == pytest.approx(0.5 * 6 * (1 + 1.08 / 6))
+    assert sim.summary()["settings"]["evictions"] is False
+
+
+def test_an_evicted_job_with_no_time_left_is_missed_and_says_why(tmp_path: Path) -> None:
+    """Both on-demand GPUs are taken by a long job submitted first; the spot job's deadline
+    leaves room for one more try on spot only."""
+    rows = [{"submit": T0.isoformat(), "hours": 20, "gpus": 2, "deadline_h": 20.5,
+             "spot": "false"},
+            {"submit": T0.isoformat(), "hours": 6, "deadline_h": 13}]
+    trace = load_trace(write_trace(tmp_path / "t.csv", rows), EVICTION_SITE)
+    outcomes = []
+    for seed in range(6):
+        sim = simulate(trace, EVICTION_SITE, FunctionSignals(lambda z, t: 50.0),
+                       policies=["greedy"], seed=seed)
+        res = sim.results["greedy"]
+        jid = trace.jobs[1].id
+        if jid in res.missed:
+            assert res.missed[jid].startswith("evicted from spot")
+            assert res.evicted[jid]
+        outcomes.append(jid in res.missed)
+    assert any(outcomes), "some seed evicts it too late to finish"

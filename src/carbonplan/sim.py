@@ -8,9 +8,17 @@ starts what its plan starts before the next re-plan. Nothing is known ahead of i
 Carbon: plans see a forecast, runs are charged what happened. `persistence` (the default)
 forecasts every future hour by the same hour of the last day observed (a day-ahead naive
 forecast); `perfect` gives the plans the history itself (an upper bound on what forecasts can
-give). Prices are the site config's. Spot evictions are not replayed: a spot run carries its
-expected rework in $, as in a plan. A job still waiting at its deadline is a miss (a real site
-would run it late); savings are compared over the jobs both policies ran.
+give). Prices are the site config's.
+
+Spot evictions are replayed (unless turned off, when a spot run carries its expected rework in
+$, as in a plan): a run on a spot pool is cut at a random run-time drawn from the pool's
+eviction rate, pays what it ran, keeps the work of its last checkpoint (less the checkpoint
+cost, as the planner's rework model counts it) and goes back to the queue with the rest. The
+draws are common random numbers: a job's n-th spot attempt meets the same draw under every
+policy, so policies differ by where they put jobs, not by luck.
+
+A job still waiting at its deadline is a miss (a real site would run it late); savings are
+compared over the jobs both policies ran.
 """
 
 from __future__ import annotations
@@ -227,14 +235,20 @@ class PolicyResult:
     plans: int = 0
     plan_s: list[float] = field(default_factory=list)
     gaps: list[float] = field(default_factory=list)   # the planner's certified gaps
+    # job -> its attempts cut short by a spot eviction (charged what they ran)
+    evicted: dict[int, list[Placement]] = field(default_factory=dict)
 
     def totals(self, jobs: set[int] | None = None) -> dict[str, float]:
+        """Sums over the runs of `jobs` (all when None), evicted attempts included."""
         rs = [r for r in self.runs.values() if jobs is None or r.job_id in jobs]
-        ps = [r.placement for r in rs]
+        lost = [pl for jid, pls in self.evicted.items() if jobs is None or jid in jobs
+                for pl in pls]
+        ps = [r.placement for r in rs] + lost
         kg = sum(p.kg_co2e + p.embodied_kg for p in ps)
-        return {"jobs": len(ps), "kwh": sum(p.energy_kwh for p in ps), "t_co2e": kg / 1000.0,
+        return {"jobs": len(rs), "kwh": sum(p.energy_kwh for p in ps), "t_co2e": kg / 1000.0,
                 "embodied_t": sum(p.embodied_kg for p in ps) / 1000.0,
                 "cost_usd": sum(p.cost_usd for p in ps),
+                "evictions": len(lost), "evicted_usd": sum(p.cost_usd for p in lost),
                 "mean_wait_h": float(np.mean([r.wait_h for r in rs])) if rs else 0.0}
 
 
@@ -244,8 +258,9 @@ class Replay:
     def __init__(self, policy: str, jobs: Sequence[Job], site: Site, table: ZoneTable, *,
                  t_start: datetime, n_abs: int, slot_h: float, replan_h: float,
                  horizon_h: float, forecast: str, solver: str, time_limit: float,
-                 rel_gap: float) -> None:
+                 rel_gap: float, evictions: bool = True, seed: int = 0) -> None:
         self.policy, self.site, self.table = policy, site, table
+        self.evictions, self.seed = evictions, seed
         self.t_start, self.slot_h, self.replan_h = t_start, slot_h, replan_h
         self.horizon_h, self.forecast = horizon_h, forecast
         self.solver, self.time_limit, self.rel_gap = solver, time_limit, rel_gap
@@ -271,7 +286,7 @@ class Replay:
         for jid in [j for j, job in self.queue.items() if job.deadline <= t]:
             self.queue.pop(jid)
             self.previous.pop(jid, None)
-            self.result.missed[jid] = "still waiting at its deadline"
+            self.result.missed[jid] = self._why(jid, "still waiting at its deadline")
         if not self.queue:
             return
         source = self.table.actual if self.forecast == "perfect" else self.table.persistence(t)
@@ -279,7 +294,7 @@ class Replay:
                                slot_h=self.slot_h, horizon_h=self.horizon_h)
         for jid, why in build.skipped.items():
             self.queue.pop(jid, None)
-            self.result.missed[jid] = why
+            self.result.missed[jid] = self._why(jid, why)
         if not build.jobs:
             return
         inst = self._residual(build, t)
@@ -288,6 +303,10 @@ class Replay:
         self.result.plans += 1
         self.result.plan_s.append(time.perf_counter() - tick)
         self._start(build, inst, sched, t)
+
+    def _why(self, jid: int, why: str) -> str:
+        n = len(self.result.evicted.get(jid, ()))
+        return f"evicted from spot {n} time(s), then {why}" if n else why
 
     def _k(self, t: datetime) -> int:
         return round((t - self.t_start).total_seconds() / 3600.0 / self.slot_h)
@@ -359,6 +378,9 @@ class Replay:
         ci, _ = self.table.actual(distinct, inst.t0, inst.n_slots, self.slot_h)
         happened = dataclasses.replace(inst, ci_g_per_kwh=ci[[distinct.index(z)
                                                               for z in zones]])
+        if self.evictions:  # evictions happen below: no expected rework on top
+            happened = dataclasses.replace(
+                happened, eviction_rate_per_h=np.zeros_like(inst.eviction_rate_per_h))
         ev = evaluate(happened, sched)
         k = self._k(t)
         steps = max(1, round(self.replan_h / self.slot_h))
@@ -366,7 +388,8 @@ class Replay:
         now_slots = (sched.pool >= 0) & (start >= 0) & (start < steps) & ~ev.late
         keep = np.where(now_slots, sched.pool, -1).astype(np.int32)
         started = Schedule(pool=keep, indptr=sched.indptr, slots=sched.slots)
-        units, kw = usage_of(happened, build_cost_coefficients(happened), started)
+        cc = build_cost_coefficients(happened)
+        units, kw = usage_of(happened, cc, started)
         pools, regions = self._window(build, t)
         self.used_units[pools] += units
         self.used_kw[regions] += kw
@@ -377,12 +400,69 @@ class Replay:
             elif not now_slots[j]:
                 self.previous[job.id] = (p, sched.job_slots(j).astype(np.int64) + k)
         placed, _ = to_placements(build, started, ev, {}, t)
+        index = {job.id: j for j, job in enumerate(build.jobs)}
         for pl in placed:
             job = self.queue.pop(pl.job_id)
             self.previous.pop(pl.job_id, None)
+            if self.evictions and self._evict(build, inst, cc, sched, index[job.id], pl, job,
+                                                     t):
+                continue
             self.result.runs[pl.job_id] = Run(
                 job_id=pl.job_id, placement=pl,
                 wait_h=(pl.start - job.submitted_at).total_seconds() / 3600.0)
+
+    def _evict(self, build: Any, inst: Any, cc: Any, sched: Any, j: int, pl: Placement,
+               job: Job, t: datetime) -> bool:
+        """Cut a spot run at its drawn eviction, if that comes before its end: charge what it
+        ran, free the capacity it held after the eviction's slot, and queue the job again
+        with the work of its last checkpoint done. True when it was cut."""
+        from carbonplan.planner.costs import slot_kg_op, slot_usd
+        from carbonplan.planner.instance import SPOT
+
+        p = int(sched.pool[j])
+        rate = float(inst.eviction_rate_per_h[p]) if inst.market[p] == SPOT else 0.0
+        if rate <= 0:
+            return False
+        attempts = self.result.evicted.get(job.id, [])
+        # common random numbers: attempt n of this job meets the same draw in every policy
+        tau = np.random.default_rng([self.seed, job.id, len(attempts)]).exponential() / rate
+        cut, ran = [], 0.0
+        for a, b in pl.segments or [(pl.start, pl.end)]:
+            h = (b - a).total_seconds() / 3600.0
+            if ran + h > tau:
+                cut.append((a, a + timedelta(hours=tau - ran)))
+                break
+            cut.append((a, b))
+            ran += h
+        else:
+            return False  # it finished first
+        at = cut[-1][1]
+        slots = sched.job_slots(j).astype(np.int64)
+        x = (at - inst.t0).total_seconds() / 3600.0 / inst.slot_h
+        last = math.ceil(x - 1e-9) - 1               # the slot it was evicted in
+        held = slots[slots <= last]
+        share = np.ones(held.size)
+        share[-1] = x - last                          # that slot in part
+        jj, pp = np.full(held.size, j), np.full(held.size, p)
+        self.result.evicted.setdefault(job.id, []).append(Placement(
+            job_id=job.id, pool=pl.pool, start=pl.start, end=at,
+            segments=cut if len(cut) > 1 else [], units=pl.units,
+            energy_kwh=float(cc.slot_kwh[j, p] * share.sum()),
+            kg_co2e=float((slot_kg_op(cc, jj, pp, held) * share).sum()),
+            embodied_kg=float(cc.emb_kg_slot[j, p] * share.sum()),
+            cost_usd=float((slot_usd(cc, jj, pp, held) * share).sum()),
+            explanation={"evicted_at": at.isoformat()}))
+        after = slots[slots > last] + self._k(t)     # free again
+        self.used_units[self.pool_row[pl.pool], after] -= cc.units[j, p]
+        self.used_kw[self.site_row[inst.site_names[inst.site[p]]], after] -= cc.facility_kw[j, p]
+        # work kept: run-time up to its last checkpoint, less the cost of resuming from it
+        every = job.checkpoint_every_h or 0.0
+        kept = math.floor(tau / every) * every if every > 0 else 0.0
+        share_done = min(max(kept - job.checkpoint_cost_h, 0.0) / build.work_h[j, p], 0.99)
+        self.queue[job.id] = job.model_copy(update={
+            "done_h": job.done_h + job.remaining_h * share_done, "not_before": at,
+            "attempt": job.attempt + 1})
+        return True
 
 
 @dataclass
@@ -400,7 +480,7 @@ class Simulation:
         """Every policy's runs and misses as CSV rows (one per job and policy); the count."""
         fields = ("policy", "job", "name", "project", "user", "submitted", "deadline", "pool",
                   "start", "end", "wait_h", "kwh", "kg_co2e", "embodied_kg", "cost_usd",
-                  "missed")
+                  "evictions", "evicted_kwh", "evicted_kg_co2e", "evicted_cost_usd", "missed")
         jobs = {j.id: j for j in self.trace.jobs}
         n = 0
         with Path(path).open("w", newline="", encoding="utf-8") as fh:
@@ -411,14 +491,18 @@ class Simulation:
                     run = res.runs.get(jid)
                     head = [name, jid, job.name, job.project, job.user,
                             job.submitted_at.isoformat(), job.deadline.isoformat()]
+                    lost = res.evicted.get(jid, [])
+                    tail = [len(lost), f"{sum(x.energy_kwh for x in lost):.6f}",
+                            f"{sum(x.kg_co2e + x.embodied_kg for x in lost):.6f}",
+                            f"{sum(x.cost_usd for x in lost):.6f}"]
                     if run is None:
-                        w.writerow(head + [""] * 8 + [res.missed.get(jid, "")])
+                        w.writerow(head + [""] * 8 + tail + [res.missed.get(jid, "")])
                     else:
                         pl = run.placement
                         w.writerow(head + [pl.pool, pl.start.isoformat(), pl.end.isoformat(),
                                            f"{run.wait_h:.4f}", f"{pl.energy_kwh:.6f}",
                                            f"{pl.kg_co2e:.6f}", f"{pl.embodied_kg:.6f}",
-                                           f"{pl.cost_usd:.6f}", ""])
+                                           f"{pl.cost_usd:.6f}"] + tail + [""])
                     n += 1
         return n
 
@@ -456,6 +540,7 @@ def simulate(trace: Trace, site: Site, signals: Any, *,
              policies: Sequence[str] = POLICIES, slot_h: float = 1.0, replan_h: float = 1.0,
              horizon_h: float = DEFAULT_HORIZON_H, forecast: str = "persistence",
              solver: str = "highs", time_limit: float = 2.0, rel_gap: float = 0.01,
+             evictions: bool = True, seed: int = 0,
              progress: Callable[[str, float], None] | None = None) -> Simulation:
     """Replay `trace` under each policy (module docstring); `progress(policy, share done)`."""
     from carbonplan.planner.policies import POLICIES as BASELINES
@@ -474,7 +559,8 @@ def simulate(trace: Trace, site: Site, signals: Any, *,
     settings = {"policies": list(policies), "carbon_price_usd_per_t": site.carbon_price_usd_per_t,
                 "slot_h": slot_h, "replan_h": replan_h,
                 "horizon_h": horizon_h, "forecast": forecast, "solver": solver,
-                "time_limit_s": time_limit, "rel_gap": rel_gap}
+                "time_limit_s": time_limit, "rel_gap": rel_gap, "evictions": evictions,
+                "seed": seed}
     if not jobs:
         return Simulation({p: PolicyResult(p) for p in policies}, trace, None, None, settings,
                           0.0)
@@ -493,7 +579,8 @@ def simulate(trace: Trace, site: Site, signals: Any, *,
     for name in policies:
         replay = Replay(name, jobs, site, table, t_start=table_start, n_abs=n_abs + round(
             24 / slot_h), slot_h=slot_h, replan_h=replan_h, horizon_h=horizon_h,
-            forecast=forecast, solver=solver, time_limit=time_limit, rel_gap=rel_gap)
+            forecast=forecast, solver=solver, time_limit=time_limit, rel_gap=rel_gap,
+            evictions=evictions, seed=seed)
         t = start
         while not replay.done:
             if not replay.queue and replay.pending:  # idle: on to the next submission

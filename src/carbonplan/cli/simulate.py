@@ -38,6 +38,11 @@ def simulate(
     solver: Annotated[str, typer.Option(help="Integer-master backend: highs, pulp, pyomo.")
                       ] = "highs",
     carbon_price: CarbonPriceOption = None,
+    evictions: Annotated[bool, typer.Option(
+        "--evictions/--no-evictions",
+        help="Replay spot evictions at each pool's rate (seeded), or charge spot runs their "
+             "expected rework in $ as plans do.")] = True,
+    seed: Annotated[int, typer.Option(help="Seed of the eviction draws.")] = 0,
     runs_csv: Annotated[str | None, typer.Option(
         "--runs", help="Also write every job's run (or miss) under every policy to this CSV.",
         show_default=False)] = None,
@@ -69,7 +74,8 @@ def simulate(
     with open_signals(cfg) as signals, _progress(json_out) as progress:
         sim = run(data, site, signals, policies=policies, slot_h=cfg.planner.slot_h,
                   replan_h=replan_h, horizon_h=cfg.planner.horizon_h, forecast=forecast,
-                  solver=solver, time_limit=time_limit, rel_gap=gap, progress=progress)
+                  solver=solver, time_limit=time_limit, rel_gap=gap, evictions=evictions,
+                  seed=seed, progress=progress)
     summary = sim.summary()
     if runs_csv is not None:
         summary["runs_csv"] = {"path": runs_csv, "rows": sim.write_runs(runs_csv)}
@@ -125,19 +131,23 @@ def render(s: dict[str, Any]) -> None:
                   f"{s['rejected']} row(s) rejected (the site could not meet their deadline "
                   "even alone).")
     table = Table()
-    for col in ("policy", "ran", "missed", "kWh", "tCO2e", "$", "mean wait h",
+    for col in ("policy", "ran", "missed", "evicted", "kWh", "tCO2e", "$", "mean wait h",
                 "vs run-now tCO2e", "vs run-now $", "plan s (max)"):
         table.add_column(col, justify="left" if col == "policy" else "right")
     for r in s["policies"]:
         vs = r.get("vs_run_now")
-        table.add_row(r["policy"], str(r["jobs"]), str(r["missed"]), f"{r['kwh']:,.1f}",
+        table.add_row(r["policy"], str(r["jobs"]), str(r["missed"]),
+                      str(r["evictions"]) if st["evictions"] else "-", f"{r['kwh']:,.1f}",
                       f"{r['t_co2e']:,.4f}", f"{r['cost_usd']:,.2f}", f"{r['mean_wait_h']:.1f}",
                       f"{-vs['saved_pct_co2e']:+.1f}%" if vs else "",
                       f"{-vs['saved_pct_usd']:+.1f}%" if vs else "",
                       f"{r['mean_plan_s']:.2f} ({r['max_plan_s']:.2f})")
     console.print(table)
     console.print("vs run-now: change over the jobs both ran (negative saves). Missed: still "
-                  "waiting at the deadline (a real site would run them late).")
+                  "waiting at the deadline (a real site would run them late). "
+                  + ("Evicted: spot attempts cut short (their kWh, tCO2e and $ are counted; "
+                     f"seed {st['seed']})." if st["evictions"] else
+                     "Spot evictions not replayed: spot runs pay their expected rework."))
     planner = next((r for r in s["policies"] if "max_gap" in r), None)
     if planner is not None:
         console.print(f"Planner: {planner['plans']} plans, certified gap at most "
