@@ -404,9 +404,8 @@ class Replay:
         for pl in placed:
             job = self.queue.pop(pl.job_id)
             self.previous.pop(pl.job_id, None)
-            if self.evictions and self._evict(build, inst, cc, sched, index[job.id], pl, job,
-                                                     t):
-                continue
+            if self.evictions and self._evict(build, inst, cc, sched, index[job.id], pl, job, t):
+                continue  # cut short: back in the queue
             self.result.runs[pl.job_id] = Run(
                 job_id=pl.job_id, placement=pl,
                 wait_h=(pl.start - job.submitted_at).total_seconds() / 3600.0)
