@@ -22,6 +22,13 @@ from carbonplan.signals.scripted import FunctionSignals
 from carbonplan.sim import POLICIES, load_trace, simulate
 
 T0 = datetime(2026, 11, 2, tzinfo=UTC)
+CSV_CARBON = """
+[carbon]
+provider = "csv"
+
+[carbon.csv]
+path = "history.csv"
+"""
 CONFIG_TOML = """
 [site]
 home_region = "dirty"
@@ -50,13 +57,7 @@ accelerator = "a100-80gb"
 market = "on_demand"
 capacity = 4
 price_usd_per_unit_h = 0.05
-
-[carbon]
-provider = "csv"
-
-[carbon.csv]
-path = "history.csv"
-"""
+""" + CSV_CARBON
 SITE = parse_config(tomllib.loads(CONFIG_TOML)).to_site()
 
 
@@ -319,13 +320,7 @@ market = "spot"
 capacity = 2
 price_usd_per_unit_h = 0.5
 eviction_rate_per_h = 0.3
-
-[carbon]
-provider = "csv"
-
-[carbon.csv]
-path = "history.csv"
-"""
+""" + CSV_CARBON
 EVICTION_SITE = parse_config(tomllib.loads(EVICTION_TOML)).to_site()
 SPOT = "r/a100-80gb/spot"
 
