@@ -20,6 +20,7 @@ from carbonplan.config import parse_config
 from carbonplan.errors import InputError
 from carbonplan.signals.scripted import FunctionSignals
 from carbonplan.sim import POLICIES, load_trace, simulate
+from carbonplan.trace_sacct import elapsed_hours, gpus_in
 
 T0 = datetime(2026, 11, 2, tzinfo=UTC)
 CSV_CARBON = """
@@ -401,3 +402,114 @@ def test_an_evicted_job_with_no_time_left_is_missed_and_says_why(tmp_path: Path)
             assert res.evicted[jid]
         outcomes.append(jid in res.missed)
     assert any(outcomes), "some seed evicts it too late to finish"
+
+
+# -- traces from Slurm accounting (trace_sacct.py) ---------------------------------------------
+
+# as `TZ=UTC sacct -a -X -P -o JobID,JobName,User,Account,Submit,Start,Elapsed,AllocTRES,State`
+# prints it (Slurm 22.05), plus the lines -X would have left out
+SACCT = """\
+JobID|JobName|User|Account|Submit|Start|Elapsed|AllocTRES|State
+101|train-llm|ana|nlp|2026-11-02T00:10:00|2026-11-02T00:12:31|1-02:30:00|billing=16,cpu=16,gres/gpu:a100=4,gres/gpu=4,mem=256G,node=1|COMPLETED
+101.batch|batch|||2026-11-02T00:12:31|2026-11-02T00:12:31|1-02:30:00|cpu=16,gres/gpu:a100=4,gres/gpu=4,mem=256G,node=1|COMPLETED
+102|eval|bo|vision|2026-11-02T03:00:00|2026-11-02T03:00:05|00:45:00|billing=2,cpu=2,gres/gpu:a100=1,mem=16G,node=1|FAILED
+103|preproc|bo|vision|2026-11-02T03:05:00|2026-11-02T03:05:01|02:00:00|billing=8,cpu=8,mem=32G,node=1|COMPLETED
+104|waiting|cy|nlp|2026-11-02T04:00:00|Unknown|00:00:00||PENDING
+105_3|sweep|cy|nlp|2026-11-02T05:00:00|2026-11-02T05:00:00|30:00|cpu=1,gres/gpu=2|CANCELLED by 0
+106|oops|cy|nlp|2026-11-02T06:00:00|2026-11-02T06:00:00|00:00:00|cpu=1,gres/gpu=1|FAILED
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "last-month.sacct") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_gpu_allocations_become_jobs_with_their_run_time_and_a_slack_deadline(
+        tmp_path: Path) -> None:
+    trace = load_trace(write(tmp_path, SACCT), SITE)
+    jobs = {j.name: j for j in trace.jobs}
+    assert sorted(jobs) == ["eval", "sweep", "train-llm"]
+    train, ev, sweep = jobs["train-llm"], jobs["eval"], jobs["sweep"]
+    assert (train.gpus, train.hours, train.user, train.project) == (4, 26.5, "ana", "nlp")
+    assert train.submitted_at == datetime(2026, 11, 2, 0, 10, tzinfo=UTC)
+    # slack = max(12 h, 1 x run time): a day-long job may wait a day, a short one 12 h
+    assert train.deadline == train.submitted_at + timedelta(hours=2 * 26.5)
+    assert (ev.gpus, ev.hours) == (1, 0.75)
+    assert ev.deadline == ev.submitted_at + timedelta(hours=0.75 + 12)
+    assert (sweep.gpus, sweep.hours) == (2, 0.5)     # untyped gres/gpu only; MM:SS elapsed
+    assert trace.skipped == {"job steps": 1, "no GPU": 1, "never started": 1,
+                             "ran under a second": 1}
+
+
+def test_the_slack_is_the_sites_choice(tmp_path: Path) -> None:
+    trace = load_trace(write(tmp_path, SACCT), SITE, slack_h=2, slack_factor=0)
+    assert all(j.deadline == j.submitted_at + timedelta(hours=j.hours + 2) for j in trace.jobs)
+
+
+@pytest.mark.parametrize(("text", "field"), [
+    ("JobID|JobName|Submit|Start|State\n1|x|2026-11-02T00:00:00|2026-11-02T00:00:00|"
+     "COMPLETED\n", "TRACE"),
+    (SACCT.replace("1-02:30:00|billing=16", "a day|billing=16"), "trace row 2, Elapsed"),
+    (SACCT.replace("|COMPLETED\n101.batch", "|COMPLETED|extra\n101.batch"), "trace row 2"),
+    (SACCT.replace("2026-11-02T03:00:00|2026-11-02T03:00:05", "yesterday|2026-11-02T03:00:05"),
+     "trace row 4, submit"),
+])
+def test_bad_sacct_output_names_the_line_and_field(tmp_path: Path, text: str,
+                                                   field: str) -> None:
+    with pytest.raises(InputError) as err:
+        load_trace(write(tmp_path, text), SITE)
+    assert err.value.field == field
+
+
+def test_slack_options_apply_to_sacct_only(tmp_path: Path) -> None:
+    csv_trace = write(tmp_path, "submit,hours,deadline_h\n2026-11-02T00:00Z,1,5\n", "t.csv")
+    with pytest.raises(InputError) as err:
+        load_trace(csv_trace, SITE, slack_h=3)
+    assert err.value.field == "--slack-h"
+    with pytest.raises(InputError) as err:
+        load_trace(write(tmp_path, SACCT), SITE, slack_factor=-1)
+    assert err.value.field == "--slack-factor"
+
+
+@pytest.mark.parametrize(("text", "hours"), [("1-02:30:00", 26.5), ("02:00:00", 2.0),
+                                             ("45:30", 0.7583333), ("00:00:01.5", 1.5 / 3600)])
+def test_elapsed(text: str, hours: float) -> None:
+    assert elapsed_hours(text) == pytest.approx(hours)
+
+
+@pytest.mark.parametrize(("tres", "gpus"), [
+    ("cpu=8,gres/gpu:a100=2,gres/gpu=2,mem=1G", 2),
+    ("cpu=8,gres/gpu:a100=2,gres/gpu:h100=1", 3),
+    ("billing=4,cpu=4,mem=8G", 0),
+    ("gres/gpumem=80G,cpu=1", 0),
+])
+def test_gpus_counted_once(tres: str, gpus: int) -> None:
+    assert gpus_in(tres) == gpus
+
+
+def test_simulate_reads_sacct_output(cli, isolated: Path) -> None:
+    (isolated / "carbonplan.toml").write_text(CONFIG_TOML)
+    with (isolated / "history.csv").open("w") as fh:
+        fh.write("datetime,zone,gco2_per_kwh\n")
+        t0 = datetime(2026, 11, 1, tzinfo=UTC)
+        for h in range(24 * 5):
+            for zone, ci in (("PL", 700), ("SE", 40)):
+                fh.write(f"{(t0 + timedelta(hours=h)).isoformat()},{zone},{ci}\n")
+    write(isolated, SACCT)
+    r = cli("simulate", "last-month.sacct", "--policy", "run-now", "--policy", "greedy",
+            "--json")
+    assert r.code == 0, r.err
+    out = json.loads(r.out)
+    assert out["jobs"] == 3 and out["skipped_rows"] == {
+        "job steps": 1, "no GPU": 1, "never started": 1, "ran under a second": 1}
+    rows = {p["policy"]: p for p in out["policies"]}
+    assert rows["greedy"]["jobs"] == 3
+    # run-now waits for the home pool (4 GPUs), which the 26.5-h 4-GPU job holds
+    assert (rows["run-now"]["jobs"], rows["run-now"]["missed"]) == (1, 2)
+    table = cli("simulate", "last-month.sacct", "--policy", "run-now").out
+    assert ("sacct lines skipped: 1 job steps, 1 never started, 1 no GPU, 1 ran under a "
+            "second") in table
+    bad = cli("simulate", "last-month.sacct", "--slack-h", "-2")
+    assert bad.code == 2 and "--slack-h" in bad.err

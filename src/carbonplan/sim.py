@@ -54,6 +54,7 @@ REQUIRED = ("submit", "hours")
 OPTIONAL = ("deadline", "deadline_h", "name", "user", "project", "gpus", "gpu_types", "mig",
             "not_before", "checkpoint_every_h", "checkpoint_cost_h", "pausable", "spot",
             "regions", "home_region", "watts")
+DEFAULT_SLACK_H, DEFAULT_SLACK_FACTOR = 12.0, 1.0   # deadlines of sacct rows (trace_sacct.py)
 LIST_FIELDS = ("gpu_types", "regions")      # ';'-separated in the file
 BOOL_WORDS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
@@ -66,6 +67,7 @@ class Trace:
 
     jobs: list[Job]
     rejected: dict[int, str] = field(default_factory=dict)  # row -> why (as `submit` would say)
+    skipped: dict[str, int] = field(default_factory=dict)   # sacct lines left out, by why
 
 
 def _time(text: str, where: str) -> datetime:
@@ -122,28 +124,38 @@ def _row_spec(row: dict[str, str], n: int) -> tuple[JobSpec, datetime]:
 
 
 def load_trace(path: str | Path, site: Site, *, since: datetime | None = None,
-               until: datetime | None = None) -> Trace:
-    """Read a trace CSV (docs/simulate.md has the columns): every row is validated first, so a
-    bad one stops the run naming its row and field. Rows submitted outside [since, until) are
-    skipped; a job the site could not run even alone is rejected, as `submit` would."""
+               until: datetime | None = None, slack_h: float | None = None,
+               slack_factor: float | None = None) -> Trace:
+    """Read a trace: a CSV (docs/simulate.md has the columns) or `sacct -P` output
+    (trace_sacct.py; `slack_h` and `slack_factor` give its deadlines). Every row is validated
+    first, so a bad one stops the run naming its row and field. Rows submitted outside
+    [since, until) are skipped; a job the site could not run even alone is rejected, as
+    `submit` would."""
+    from carbonplan import trace_sacct
+
     p = Path(path)
     if not p.is_file():
         raise InputError("TRACE", f"no such file: {p}")
     with p.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        header = [h.strip() for h in reader.fieldnames or []]
-        missing = [c for c in REQUIRED if c not in header]
-        if missing:
-            raise InputError("TRACE", f"{p.name} has no column {', '.join(missing)} (its "
-                                      f"header: {', '.join(header) or 'empty'})")
-        unknown = [c for c in header if c not in REQUIRED + OPTIONAL]
-        if unknown:
-            raise InputError("TRACE", f"unknown column {unknown[0]}"
-                                      f"{did_you_mean(unknown[0], REQUIRED + OPTIONAL)}")
-        rows = [{(k or "").strip(): v for k, v in r.items()} for r in reader]
+        lines = fh.readlines()
+    skipped: dict[str, int] = {}
+    if lines and trace_sacct.is_sacct(lines[0]):
+        for name, value in (("--slack-h", slack_h), ("--slack-factor", slack_factor)):
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise InputError(name, f"must be a number >= 0, got {value}")
+        numbered, why = trace_sacct.sacct_rows(
+            lines, slack_h=DEFAULT_SLACK_H if slack_h is None else slack_h,
+            slack_factor=DEFAULT_SLACK_FACTOR if slack_factor is None else slack_factor)
+        skipped = dict(why)
+    else:
+        given = "--slack-h" if slack_h is not None else "--slack-factor"
+        if slack_h is not None or slack_factor is not None:
+            raise InputError(given, "applies to sacct output only: a CSV row gives its own "
+                                    "deadline")
+        numbered = _csv_rows(p, lines)
     jobs: list[Job] = []
     rejected: dict[int, str] = {}
-    for n, row in enumerate(rows, start=2):  # row 1 is the header
+    for n, row in numbered:
         spec, submit = _row_spec(row, n)
         try:  # an unknown GPU type or MIG profile is bad input, not a miss
             eligibility.check_names(spec, site)
@@ -160,7 +172,23 @@ def load_trace(path: str | Path, site: Site, *, since: datetime | None = None,
         jobs.append(Job(**spec.model_dump(), id=n, state=JobState.QUEUED, submitted_at=submit,
                         updated_at=submit))
     jobs.sort(key=lambda j: (j.submitted_at, j.id))
-    return Trace(jobs=jobs, rejected=rejected)
+    return Trace(jobs=jobs, rejected=rejected, skipped=skipped)
+
+
+def _csv_rows(p: Path, lines: list[str]) -> list[tuple[int, dict[str, str]]]:
+    """A trace CSV's rows with their line numbers (the header is line 1), columns checked."""
+    reader = csv.DictReader(lines)
+    header = [h.strip() for h in reader.fieldnames or []]
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        raise InputError("TRACE", f"{p.name} has no column {', '.join(missing)} (its "
+                                  f"header: {', '.join(header) or 'empty'})")
+    unknown = [c for c in header if c not in REQUIRED + OPTIONAL]
+    if unknown:
+        raise InputError("TRACE", f"unknown column {unknown[0]}"
+                                  f"{did_you_mean(unknown[0], REQUIRED + OPTIONAL)}")
+    return [(n, {(k or "").strip(): v for k, v in r.items()})
+            for n, r in enumerate(reader, start=2)]
 
 
 # -- carbon: what happened, and what a plan could have known -------------------------------------

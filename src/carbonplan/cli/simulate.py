@@ -18,8 +18,9 @@ from carbonplan.cli.planning import CarbonPriceOption, _check_numbers, _solver_n
 
 
 def simulate(
-    trace: Annotated[str, typer.Argument(help="Job trace CSV (docs/simulate.md: submit, hours, "
-                                              "deadline or deadline_h, gpus, ...).")],
+    trace: Annotated[str, typer.Argument(help="Job trace: a CSV (docs/simulate.md: submit, "
+                                              "hours, deadline or deadline_h, gpus, ...) or "
+                                              "`sacct -P` output.")],
     policy: Annotated[list[str] | None, typer.Option(
         "--policy", help="Policy to replay (repeat for several) [default: all: carbonplan, "
                          "run-now, threshold, lowest-window, carbon-time, greedy].",
@@ -43,6 +44,13 @@ def simulate(
         help="Replay spot evictions at each pool's rate (seeded), or charge spot runs their "
              "expected rework in $ as plans do.")] = True,
     seed: Annotated[int, typer.Option(help="Seed of the eviction draws.")] = 0,
+    slack_h: Annotated[float | None, typer.Option(
+        "--slack-h", help="sacct traces: deadline = submit + run time + max(this, "
+                          "--slack-factor x run time) [default: 12].", show_default=False)
+    ] = None,
+    slack_factor: Annotated[float | None, typer.Option(
+        "--slack-factor", help="sacct traces: see --slack-h [default: 1].",
+        show_default=False)] = None,
     runs_csv: Annotated[str | None, typer.Option(
         "--runs", help="Also write every job's run (or miss) under every policy to this CSV.",
         show_default=False)] = None,
@@ -68,7 +76,8 @@ def simulate(
     cfg, site = load_site(config)
     if carbon_price is not None:
         site = site.model_copy(update={"carbon_price_usd_per_t": carbon_price})
-    data = load_trace(trace, site, since=start, until=end)
+    data = load_trace(trace, site, since=start, until=end, slack_h=slack_h,
+                      slack_factor=slack_factor)
     from carbonplan.signals.service import open_signals
 
     with open_signals(cfg) as signals, _progress(json_out) as progress:
@@ -80,6 +89,7 @@ def simulate(
     if runs_csv is not None:
         summary["runs_csv"] = {"path": runs_csv, "rows": sim.write_runs(runs_csv)}
     summary["rejected_rows"] = {str(k): v for k, v in data.rejected.items()}
+    summary["skipped_rows"] = data.skipped
     if json_out:
         print_json(summary)
         return
@@ -119,17 +129,19 @@ def render(s: dict[str, Any]) -> None:
     from rich.table import Table
 
     st = s["settings"]
+    skipped = ", ".join(f"{n} {why}" for why, n in sorted(s["skipped_rows"].items()))
+    skipped = f"; sacct lines skipped: {skipped}" if skipped else ""
     if not s["jobs"]:
         why = "; ".join(f"row {n}: {r}" for n, r in list(s["rejected_rows"].items())[:3])
         console.print(f"No job to replay: {s['rejected']} row(s) rejected"
                       + (f" ({why}{'; ...' if s['rejected'] > 3 else ''})" if why else "")
-                      + ", none left in the period.")
+                      + f"{skipped}, none left in the period.")
         return
     console.print(f"[bold]Simulated[/] {s['jobs']} jobs from {s['start'][:16]} UTC until the last "
                   f"deadline ({s['end'][:16]}), re-planned every {st['replan_h']:g} h, "
                   f"{st['forecast']} forecast, carbon price ${st['carbon_price_usd_per_t']:g}/t; "
                   f"{s['rejected']} row(s) rejected (the site could not meet their deadline "
-                  "even alone).")
+                  f"even alone){skipped}.")
     table = Table()
     for col in ("policy", "ran", "missed", "evicted", "kWh", "tCO2e", "$", "mean wait h",
                 "vs run-now tCO2e", "vs run-now $", "plan s (max)"):

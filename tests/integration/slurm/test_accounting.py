@@ -4,6 +4,7 @@ slurm.sh when installed): plain `sacct`, each cluster answering for its own jobs
 from __future__ import annotations
 
 import os
+import subprocess
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -72,3 +73,40 @@ def test_poll_reports_a_job_that_left_the_queue_from_accounting(north: Cluster, 
     assert final.ran_pool == "north-b/a100-80gb/owned"
     assert [e.to_state for e in store.events(job.id)] == [
         JobState.QUEUED, JobState.PLANNED, JobState.RUNNING, JobState.FAILED]
+
+
+def test_simulate_reads_this_clusters_accounting(north: Cluster, central: Cluster,
+                                                  acct: SlurmExecutor, tmp_path) -> None:
+    """`carbonplan simulate` on the export docs/simulate.md gives, from a real slurmdbd: the
+    GPU job is a trace job with its GPUs, run time and submission; the CPU job is skipped."""
+    from carbonplan.sim import load_trace
+
+    since = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
+    gpu, err = north.sbatch("-t", "1", "--gres=gpu:a100:2", "-J", "cp-train", script="sleep 2")
+    assert gpu is not None, err
+    cpu, err = north.sbatch("-t", "1", "-J", "cp-prep", script="true")
+    assert cpu is not None, err
+
+    def export() -> str | None:
+        # job ids restart with a cluster's state, and slurmdbd keeps the older jobs: select
+        # ours by name and submission time, and wait until both have finished
+        cp = subprocess.run(
+            ["sacct", "-a", "-X", "-P", "-S", since.strftime("%Y-%m-%dT%H:%M:%S"),
+             "--name", "cp-train,cp-prep", "-o",
+             "JobID,JobName,User,Account,Submit,Start,Elapsed,AllocTRES,State"],
+            env={**north.env(), "TZ": "UTC"}, capture_output=True, text=True, timeout=30,
+            check=False)
+        assert cp.returncode == 0, cp.stderr
+        rows = [line.split("|") for line in cp.stdout.splitlines()[1:]]
+        done = [r for r in rows if r[-1].split()[0] in FINAL_STATES]
+        return cp.stdout if len(done) == 2 and len(rows) == 2 else None
+
+    text = wait_for("both jobs finished in accounting", export, timeout=120, every=1.0)
+    path = tmp_path / "north.sacct"
+    path.write_text(text)
+    trace = load_trace(path, site_config(north.conf, central.conf).to_site())
+    assert trace.skipped == {"no GPU": 1}, text
+    (job,) = trace.jobs
+    assert (job.name, job.gpus, job.id) == ("cp-train", 2, job.id)
+    assert 2 / 3600 <= job.hours <= 30 / 3600, text               # it slept 2 s
+    assert since <= job.submitted_at <= datetime.now(UTC), text   # read as UTC
