@@ -10,8 +10,9 @@ Pipeline (docs/model.md gives the formulation and the bound):
 5. primal: a greedy priced at the best duals (largest jobs first; unplaced jobs moved to the front
    and re-run), single-job moves, every unit job (1 GPU, one MIG slice) re-placed at once from the
    rounded LP of their sub-master (unit_repack.py), then a large-neighbourhood search that
-   re-solves small integer masters through the chosen backend, until the certified gap
-   (objective - bound) / objective reaches `rel_gap`.
+   re-solves small integer masters through the chosen backend, with a unit repack again after
+   each stretch of it, until the certified gap (objective - bound) / objective reaches
+   `rel_gap`.
    When the gap after the first primal steps is still several times the target, the bound is
    what is missing: large jobs that cannot share a pool are packed as integers inside the
    Lagrangian (packing_bound.py), with column generation on that bound in LP mode.
@@ -104,6 +105,10 @@ class PlanOptions:
     repack_share: float = 0.15      # at most this share of the time limit for one repack's LP
     repack_max_jobs: int = 3000     # ... and only up to this many unit jobs (5,010 on the
                                     # daemon's 10,000-job instance: 17.6 s of LP, nothing saved)
+    repack_every: float = 0.2       # a repack again after each such share of the time limit
+                                    # spent searching (the search's moves of larger jobs
+                                    # leave holes a repack fills: 1,000 x 12 x 72 at 10 s,
+                                    # mean gap 1.87% -> 1.72%, docs/benchmarks.md); 0: off
     workers: int = 2                # sub-MIPs solved at once by the search (threads, HiGHS
                                     # only; capped by the cores): on 1,000 x 12 x 72 at low load
                                     # 2 lowered the 10-s gap by ~0.2 points (docs/benchmarks.md)
@@ -359,8 +364,19 @@ def plan(inst: object, *, backend: str | Backend = "highs", time_limit: float = 
     # leave time to turn the plan into a schedule and evaluate it (~0.15 s at 1,000 jobs)
     search_time = time_limit - elapsed() - min(0.02 * time_limit, 0.5)
     if not proved and relative_gap(best.objective, bound) > rel_gap and search_time > 0:
-        lns.run(time_limit=search_time, target=target, on_iteration=on_lns,
-                workers=search_workers(opt, be))
+        end = time.perf_counter() + search_time
+        every = opt.repack_every * time_limit
+        interleave = every > 0 and rounds > 0 and lns.free_jobs.size > lns.max_jobs
+        while True:
+            chunk = end - time.perf_counter()
+            if interleave and chunk > 1.5 * every:  # (a shorter tail is searched in one go)
+                chunk = every
+            lns.run(time_limit=chunk, target=target, on_iteration=on_lns,
+                    workers=search_workers(opt, be))
+            left = end - time.perf_counter()
+            if not interleave or left <= 0 or best.objective <= target:
+                break
+            repack_unit_jobs(lns, time_limit=min(left, opt.repack_share * time_limit))
         tick = mark("search", tick)
         if (time_limit - elapsed() > 0 and relative_gap(best.objective, bound) > rel_gap
                 and n_free <= opt.completion_max_jobs):
