@@ -81,3 +81,11 @@ def test_version_and_help(cli) -> None:
     assert r.code == 0
     for cmd in ("init", "submit", "queue", "show", "cancel"):
         assert cmd in r.out
+
+
+def test_help_keeps_the_bracketed_defaults(cli) -> None:
+    """Rich reads "[default: 1]" as markup and drops it unless escaped."""
+    out = " ".join(cli("submit", "--help").out.split())
+    assert "[default: 1]" in out and "[default: the OS user]" in out
+    out = " ".join(cli("plan", "--help").out.split())
+    assert "[env: CARBONPLAN_DB; default: the user data dir]" in out

@@ -24,10 +24,10 @@ console = Console(highlight=False, soft_wrap=True,
 err_console = Console(stderr=True, highlight=False)
 
 DbOption = Annotated[str | None, typer.Option(
-    "--db", help="Store: a SQLite path or a postgresql:// URL [env: CARBONPLAN_DB; default: "
+    "--db", help="Store: a SQLite path or a postgresql:// URL \\[env: CARBONPLAN_DB; default: "
                  "the user data dir].", show_default=False)]
 ConfigOption = Annotated[str | None, typer.Option(
-    "--config", "-c", help="Site config TOML [env: CARBONPLAN_CONFIG; default: ./carbonplan.toml,"
+    "--config", "-c", help="Site config TOML \\[env: CARBONPLAN_CONFIG; default: ./carbonplan.toml,"
                            " then the user config dir, then the built-in catalog].",
     show_default=False)]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]

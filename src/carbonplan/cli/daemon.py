@@ -11,7 +11,7 @@ from carbonplan.cli.common import ConfigOption, DbOption, JsonOption, console, p
 
 def daemon(
     executor: Annotated[str | None, typer.Option(
-        help="local, slurm or ray [default: the config's executor.kind].",
+        help="local, slurm or ray \\[default: the config's executor.kind].",
         show_default=False)] = None,
     once: Annotated[bool, typer.Option("--once", help="Run one cycle and exit.")] = False,
     interval: Annotated[str, typer.Option(help="Time between cycles, e.g. 5m or 10s.")] = "5m",

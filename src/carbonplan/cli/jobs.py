@@ -27,12 +27,12 @@ def submit(
     args: Annotated[list[str] | None, typer.Argument(
         help="The command after '--' (e.g. -- python train.py), or a Slurm batch script whose "
              "#SBATCH lines give defaults.", show_default=False)] = None,
-    name: Annotated[str | None, typer.Option(help="Job name [default: the command].")] = None,
+    name: Annotated[str | None, typer.Option(help="Job name \\[default: the command].")] = None,
     gpus: Annotated[int | None, typer.Option(
-        help="GPUs (or MIG instances with --mig) [default: 1].", show_default=False)] = None,
+        help="GPUs (or MIG instances with --mig) \\[default: 1].", show_default=False)] = None,
     gpu_type: Annotated[str | None, typer.Option(
         "--gpu-type", help="GPU type(s), comma-separated, or 'any': h100-sxm, a100 (family), "
-                           "l4,a10g ... [default: any].", show_default=False)] = None,
+                           "l4,a10g ... \\[default: any].", show_default=False)] = None,
     mig: Annotated[str | None, typer.Option(help="MIG profile, e.g. 3g.40gb.")] = None,
     hours: Annotated[str | None, typer.Option(
         help="Run time on the reference GPU (A100-80GB): 6, 1.5 or 90m.")] = None,
@@ -51,13 +51,13 @@ def submit(
     spot: Annotated[bool, typer.Option(
         "--spot/--no-spot", help="Allow spot capacity (used only when deadline-safe).")] = True,
     regions: Annotated[str | None, typer.Option(
-        help="Allowed regions, comma-separated patterns: eu-*,us-west-2 [default: all].")] = None,
+        help="Allowed regions, comma-separated patterns: eu-*,us-west-2 \\[default: all].")] = None,
     home_region: Annotated[str | None, typer.Option(
         "--home-region", help="Region the job would run in without carbonplan.")] = None,
-    user: Annotated[str | None, typer.Option(help="[default: the OS user]")] = None,
-    project: Annotated[str | None, typer.Option(help="[default: the OS user's group]")] = None,
+    user: Annotated[str | None, typer.Option(help="\\[default: the OS user]")] = None,
+    project: Annotated[str | None, typer.Option(help="\\[default: the OS user's group]")] = None,
     watts: Annotated[float | None, typer.Option(
-        help="Measured average power per GPU in watts [default: model estimate].")] = None,
+        help="Measured average power per GPU in watts \\[default: model estimate].")] = None,
     workdir: Annotated[str | None, typer.Option(
         help="Working directory for the job (Ray: uploaded at its start, or a package URI "
              "such as s3://bucket/proj.zip).")] = None,

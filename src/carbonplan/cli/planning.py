@@ -21,15 +21,15 @@ if TYPE_CHECKING:
 
 SolverOption = Annotated[str | None, typer.Option(
     "--solver", help="Integer-master backend: highs, pulp[:SOLVER], pyomo[:SOLVER] "
-                     "[default: the config's planner.solver].", show_default=False)]
+                     "\\[default: the config's planner.solver].", show_default=False)]
 TimeLimitOption = Annotated[float | None, typer.Option(
-    "--time-limit", help="Seconds for the solve [default: planner.time_limit_s].",
+    "--time-limit", help="Seconds for the solve \\[default: planner.time_limit_s].",
     show_default=False)]
 GapOption = Annotated[float | None, typer.Option(
-    "--gap", help="Stop at this relative gap to the bound, e.g. 0.01 [default: planner.rel_gap].",
+    "--gap", help="Stop at this relative gap to the bound, e.g. 0.01 \\[default: planner.rel_gap].",
     show_default=False)]
 CarbonPriceOption = Annotated[float | None, typer.Option(
-    "--carbon-price", help="$ per tCO2e in the objective [default: site.carbon_price_usd_per_t].",
+    "--carbon-price", help="$ per tCO2e in the objective \\[default: site.carbon_price_usd_per_t].",
     show_default=False)]
 
 

@@ -38,12 +38,12 @@ def forecast(
     hours: Annotated[float, typer.Option(
         help="Hours to show: ahead, or back with --history.")] = 72,
     provider: Annotated[str | None, typer.Option(
-        help="offline, electricitymaps, watttime, ukgrid or csv [default: carbon.provider of "
+        help="offline, electricitymaps, watttime, ukgrid or csv \\[default: carbon.provider of "
              "the config].", show_default=False)] = None,
     history: Annotated[bool, typer.Option(
         "--history", help="Show the past instead of the forecast.")] = False,
     slot: Annotated[str | None, typer.Option(
-        help="Slot length, e.g. 1h or 30m [default: planner.slot of the config].",
+        help="Slot length, e.g. 1h or 30m \\[default: planner.slot of the config].",
         show_default=False)] = None,
     db: DbOption = None,
     config: ConfigOption = None,

@@ -22,7 +22,7 @@ def simulate(
                                               "hours, deadline or deadline_h, gpus, ...) or "
                                               "`sacct -P` output.")],
     policy: Annotated[list[str] | None, typer.Option(
-        "--policy", help="Policy to replay (repeat for several) [default: all: carbonplan, "
+        "--policy", help="Policy to replay (repeat for several) \\[default: all: carbonplan, "
                          "run-now, threshold, lowest-window, carbon-time, greedy].",
         show_default=False)] = None,
     since: Annotated[str | None, typer.Option(help="Only jobs submitted from this ISO time.",
@@ -46,10 +46,10 @@ def simulate(
     seed: Annotated[int, typer.Option(help="Seed of the eviction draws.")] = 0,
     slack_h: Annotated[float | None, typer.Option(
         "--slack-h", help="sacct traces: deadline = submit + run time + max(this, "
-                          "--slack-factor x run time) [default: 12].", show_default=False)
+                          "--slack-factor x run time); default 12.", show_default=False)
     ] = None,
     slack_factor: Annotated[float | None, typer.Option(
-        "--slack-factor", help="sacct traces: see --slack-h [default: 1].",
+        "--slack-factor", help="sacct traces: see --slack-h; default 1.",
         show_default=False)] = None,
     runs_csv: Annotated[str | None, typer.Option(
         "--runs", help="Also write every job's run (or miss) under every policy to this CSV.",
