@@ -20,6 +20,7 @@ from carbonplan.report import (
     run_footprint,
 )
 from carbonplan.signals.scripted import FunctionSignals
+from toml_sites import dirty_and_clean
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 CI = {"PL": 700.0, "SE": 40.0, "FR": 60.0}
@@ -162,37 +163,8 @@ def test_report_totals_groups_period_and_projected() -> None:
     assert rep["projected"] is None
 
 
-CONFIG_TOML = """
-[site]
-home_region = "dirty"
-
-[[regions]]
-name = "dirty"
-zone = "PL"
-pue = 1.2
-energy_price_usd_per_kwh = 0.1
-
-[[regions]]
-name = "clean"
-zone = "SE"
-pue = 1.1
-
-[[pools]]
-region = "dirty"
-accelerator = "a100-80gb"
-market = "owned"
-capacity = 8
-
-[[pools]]
-region = "clean"
-accelerator = "a100-80gb"
-market = "on_demand"
-capacity = 8
-price_usd_per_unit_h = 3.0
-
-[carbon]
-provider = "offline"
-"""
+CONFIG_TOML = dirty_and_clean(capacity=8, on_demand_usd_per_h=3.0,
+                              carbon='[carbon]\nprovider = "offline"\n')
 
 
 def _finished_in_store(db: Path) -> None:

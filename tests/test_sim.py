@@ -21,6 +21,7 @@ from carbonplan.errors import InputError
 from carbonplan.signals.scripted import FunctionSignals
 from carbonplan.sim import POLICIES, load_trace, simulate
 from carbonplan.trace_sacct import elapsed_hours, gpus_in
+from toml_sites import dirty_and_clean
 
 T0 = datetime(2026, 11, 2, tzinfo=UTC)
 CSV_CARBON = """
@@ -30,35 +31,8 @@ provider = "csv"
 [carbon.csv]
 path = "history.csv"
 """
-CONFIG_TOML = """
-[site]
-home_region = "dirty"
-carbon_price_usd_per_t = 1000
-
-[[regions]]
-name = "dirty"
-zone = "PL"
-pue = 1.2
-energy_price_usd_per_kwh = 0.1
-
-[[regions]]
-name = "clean"
-zone = "SE"
-pue = 1.1
-
-[[pools]]
-region = "dirty"
-accelerator = "a100-80gb"
-market = "owned"
-capacity = 4
-
-[[pools]]
-region = "clean"
-accelerator = "a100-80gb"
-market = "on_demand"
-capacity = 4
-price_usd_per_unit_h = 0.05
-""" + CSV_CARBON
+CONFIG_TOML = dirty_and_clean(capacity=4, on_demand_usd_per_h=0.05, carbon=CSV_CARBON,
+                              site="carbon_price_usd_per_t = 1000")
 SITE = parse_config(tomllib.loads(CONFIG_TOML)).to_site()
 
 
