@@ -148,10 +148,10 @@ def load_trace(path: str | Path, site: Site, *, since: datetime | None = None,
             slack_factor=DEFAULT_SLACK_FACTOR if slack_factor is None else slack_factor)
         skipped = dict(why)
     else:
-        given = "--slack-h" if slack_h is not None else "--slack-factor"
-        if slack_h is not None or slack_factor is not None:
-            raise InputError(given, "applies to sacct output only: a CSV row gives its own "
-                                    "deadline")
+        for name, value in (("--slack-h", slack_h), ("--slack-factor", slack_factor)):
+            if value is not None:
+                raise InputError(name, "applies to sacct output only: a CSV row gives its own "
+                                       "deadline")
         numbered = _csv_rows(p, lines)
     jobs: list[Job] = []
     rejected: dict[int, str] = {}
