@@ -10,7 +10,7 @@ import pytest
 
 from carbonplan import eligibility
 from carbonplan.config import parse_config
-from carbonplan.domain import Job, JobSpec, JobState
+from carbonplan.domain import Attempt, Job, JobSpec, JobState
 from carbonplan.energy.formulas import embodied_kg, energy_kwh
 from carbonplan.report import (
     ZoneHistory,
@@ -163,6 +163,79 @@ def test_report_totals_groups_period_and_projected() -> None:
     assert rep["projected"] is None
 
 
+def attempt(jid: int, n: int, pool: str, start: datetime, hours: float, done_h: float = 0.0
+            ) -> Attempt:
+    return Attempt(job_id=jid, attempt=n, pool=pool, started_at=start,
+                   ended_at=start + timedelta(hours=hours), end_reported=True,
+                   reason="preempted", done_h=done_h)
+
+
+def test_interrupted_runs_count_and_measure_each_pool() -> None:
+    t = NOW - timedelta(days=2)
+    spot, od = "spotty/a100-80gb/spot", "clean/a100-80gb/on_demand"
+    # 3 h of work: 1.5 h on spot (1 h checkpointed), preempted, the last 2 h on demand
+    resumed = job(7, pool=od, started=t + timedelta(hours=2), hours_run=2, hours=3.0,
+                  done_h=1.0, submitted=t - timedelta(hours=1))
+    not_running = {"started_at": None, "ended_at": None}  # cleared when it went back
+    gave_up = job(8, pool=spot, started=t, hours_run=1, state=JobState.MISSED_DEADLINE
+                  ).model_copy(update=not_running)
+    old = job(9, pool=spot, started=t, hours_run=1, state=JobState.CANCELLED
+              ).model_copy(update=not_running)
+    # cancelled half an hour into its run: that run counts to the cancellation
+    cancelled = job(12, pool=spot, started=NOW - timedelta(hours=1), hours_run=1,
+                    state=JobState.CANCELLED).model_copy(update={
+                        "ended_at": None, "updated_at": NOW - timedelta(minutes=30)})
+    runs = [attempt(7, 1, spot, t, 1.5, done_h=1.0), attempt(8, 1, spot, t, 1.0),
+            attempt(9, 1, spot, NOW - timedelta(days=40), 1.0),
+            attempt(10, 1, spot, t, 1.0)]  # job 10 is still queued: counted when it ends
+    rep = build_report([resumed, gave_up, old, cancelled], SITE, FunctionSignals(flat),
+                       since=NOW - timedelta(days=30), until=NOW, attempts=runs)
+    r = rep["realized"]
+    opt_spot, opt_od = option(resumed, spot), option(resumed, od)
+    first = run_footprint(opt_spot, SITE, 1.5, CI["FR"])
+    final = run_footprint(opt_od, SITE, 2.0, CI["SE"])
+    lost8 = run_footprint(option(gave_up, spot), SITE, 1.0, CI["FR"])
+    lost12 = run_footprint(option(cancelled, spot), SITE, 0.5, CI["FR"])
+    assert lost12.kwh > 0
+    lost8 += lost12  # the two jobs that never finished, together
+    assert r["jobs"] == 1 and r["compared_jobs"] == 1
+    assert r["interrupted"]["runs"] == 3 and r["interrupted"]["unfinished_jobs"] == 2
+    assert r["interrupted"]["kwh"] == pytest.approx(first.kwh + lost8.kwh)
+    assert r["kwh"] == pytest.approx(first.kwh + final.kwh + lost8.kwh)
+    assert r["t_co2e"] == pytest.approx((first.total_kg + final.total_kg + lost8.total_kg) / 1000)
+    assert r["cost_usd"] == pytest.approx(first.cost_usd + final.cost_usd + lost8.cost_usd)
+    # run-now: all 3 h of work at home (the dirty owned pool), from submission; the saving
+    # charges carbonplan with the preempted run too
+    home = option(resumed, "dirty/a100-80gb/owned")
+    base = run_footprint(home, SITE, 3.0, CI["PL"])
+    assert r["run_now"]["t_co2e"] == pytest.approx(base.total_kg / 1000)
+    assert r["saved"]["cost_usd"] == pytest.approx(base.cost_usd - first.cost_usd
+                                                   - final.cost_usd)
+    assert r["saved"]["t_co2e"] == pytest.approx(
+        (base.total_kg - first.total_kg - final.total_kg) / 1000)
+    rows = {j["job_id"]: j for j in rep["jobs"]}
+    assert rows.keys() == {7, 8, 12} and rows[8]["run_now"] is None
+    assert rows[7]["interrupted_runs"] == 1
+    assert rows[7]["whole"]["kwh"] == pytest.approx(first.kwh + final.kwh)
+    # the spot pool: 3 h in three runs, two taken back; the cancelled run is exposure without
+    # an interruption (the user ended it, not the pool); job 7 finished on demand, not spot
+    (pool,) = rep["interruptions"]
+    assert (pool["pool"], pool["runs"], pool["interrupted"]) == (spot, 3, 2)
+    assert pool["run_h"] == pytest.approx(3.0) and pool["per_h"] == pytest.approx(2 / 3)
+    assert pool["assumed_per_h"] == 0.01
+    # a run that finished on spot is exposure without an interruption
+    on_spot = job(11, pool=spot, started=t, hours_run=1.5)
+    (pool,) = build_report([resumed, on_spot], SITE, FunctionSignals(flat),
+                           since=NOW - timedelta(days=30), until=NOW,
+                           attempts=runs)["interruptions"]
+    assert (pool["runs"], pool["interrupted"]) == (2, 1)
+    assert pool["per_h"] == pytest.approx(1 / 3.0)
+    # without the attempts the same jobs count only the final run, as before
+    bare = build_report([resumed, gave_up, old], SITE, FunctionSignals(flat),
+                        since=NOW - timedelta(days=30), until=NOW)["realized"]
+    assert bare["kwh"] == pytest.approx(final.kwh) and bare["interrupted"]["runs"] == 0
+
+
 CONFIG_TOML = dirty_and_clean(capacity=8, on_demand_usd_per_h=3.0,
                               carbon='[carbon]\nprovider = "offline"\n')
 
@@ -206,6 +279,42 @@ def test_the_report_command(cli, isolated: Path, db_path: Path) -> None:
     assert proj["saved"]["t_co2e"] == pytest.approx(proj["run_now"]["t_co2e"] - proj["t_co2e"])
     assert proj["saved"]["t_co2e"] > 0  # the plan moves it from PL to SE
     assert "Projected, plan 1" in cli("report").out
+
+
+def test_the_report_and_show_count_a_run_that_was_lost(cli, isolated: Path,
+                                                       db_path: Path) -> None:
+    from carbonplan.store import open_store
+
+    (isolated / "carbonplan.toml").write_text(CONFIG_TOML)
+    store = open_store(str(db_path))
+    now = datetime.now(UTC)
+    (j,) = store.add_jobs([JobSpec(name="again", user="ann", project="llm", command=["true"],
+                                   hours=2, gpus=2, deadline=now + timedelta(days=1))])
+    pool = "clean/a100-80gb/on_demand"
+    for n, (start_h, end_h) in enumerate(((6, 5), (4, 2)), start=1):
+        store.transition(j.id, JobState.SUBMITTED, updates={"attempt": n, "ran_pool": pool})
+        store.transition(j.id, JobState.RUNNING,
+                         updates={"started_at": now - timedelta(hours=start_h)})
+        ended = {"ended_at": now - timedelta(hours=end_h)}
+        if n == 1:  # its runner died after an hour: back to the queue with nothing saved
+            store.transition(j.id, JobState.QUEUED, reason="lost: runner gone", updates=ended)
+        else:
+            store.transition(j.id, JobState.SUCCEEDED, updates={**ended, "exit_code": 0})
+    store.close()
+    rep = json.loads(cli("report", "--json", "--jobs").out)
+    r = rep["realized"]
+    assert r["jobs"] == 1 and r["interrupted"]["runs"] == 1
+    assert r["cost_usd"] == pytest.approx((1 + 2) * 3.0 * 2)  # both runs, 2 GPUs at 3 $/h
+    assert r["interrupted"]["cost_usd"] == pytest.approx(1 * 3.0 * 2)
+    assert rep["interruptions"] == [{"pool": pool, "market": "on_demand", "runs": 2,
+                                     "run_h": pytest.approx(3.0), "interrupted": 1,
+                                     "per_h": pytest.approx(1 / 3), "assumed_per_h": 0.0}]
+    out = cli("report").out
+    assert "1 run(s) that did not finish" in out and "Interruptions per pool" in out
+    shown = cli("show", str(j.id))
+    assert shown.code == 0 and "interrupted" in shown.out and "lost: runner gone" in shown.out
+    (run,) = json.loads(cli("show", str(j.id), "--json").out)["interrupted_runs"]
+    assert run["attempt"] == 1 and run["pool"] == pool and run["end_reported"] is True
 
 
 def test_the_report_chart(cli, isolated: Path, db_path: Path) -> None:

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from carbonplan import eligibility
-from carbonplan.domain import ACTIVE_STATES, Job, JobState, Placement, Plan, Site
+from carbonplan.domain import ACTIVE_STATES, Attempt, Job, JobState, Placement, Plan, Site
 from carbonplan.executors.apply import apply_actions
 from carbonplan.executors.base import Action, ActionKind, Executor
 from carbonplan.faults import checkpoint
@@ -501,21 +501,37 @@ class Daemon:
             log.debug("NVML read failed: %s", exc)
 
     def _realized_kg(self) -> float:
-        """kgCO2e of finished jobs: their GPUs' measured energy (NVML, local executor) or else
-        the power model over their actual run time, times PUE, at the carbon intensity of their
-        zone while they ran (signals' history), plus the embodied share."""
-        done = self.store.list_jobs(states=[JobState.SUCCEEDED, JobState.FAILED])
-        for job in done:
-            if job.id not in self._realized:
-                self._realized[job.id] = self._job_realized_kg(job)
+        """kgCO2e of the jobs that ended: every run they had (interrupted ones included), from
+        their GPUs' measured energy (NVML, local executor) or else the power model over the run
+        time, times PUE, at the carbon intensity of their zone while they ran (signals'
+        history), plus the embodied share; `carbonplan report`'s figures."""
+        done = self.store.list_jobs(states=[JobState.SUCCEEDED, JobState.FAILED,
+                                            JobState.CANCELLED, JobState.MISSED_DEADLINE])
+        new = [j for j in done if j.id not in self._realized]
+        runs: dict[int, list[Attempt]] = {}
+        for a in self.store.attempts([j.id for j in new]) if new else ():
+            runs.setdefault(a.job_id, []).append(a)
+        for job in new:
+            self._realized[job.id] = self._job_realized_kg(job, runs.get(job.id, []))
         return sum(self._realized[j.id] for j in done)
 
-    def _job_realized_kg(self, job: Job) -> float:
-        from carbonplan.report import job_footprint, read_intensity
+    def _job_realized_kg(self, job: Job, attempts: list[Attempt] | None = None) -> float:
+        from carbonplan.report import (
+            job_footprint,
+            read_intensity,
+            run_at_end,
+            unfinished_footprint,
+        )
 
-        fp = job_footprint(job, self.site, read_intensity(self.signals, self.settings.slot_h),
-                           run_now=False)
-        return fp.actual.total_kg if fp is not None else 0.0
+        intensity = read_intensity(self.signals, self.settings.slot_h)
+        if job.state in (JobState.SUCCEEDED, JobState.FAILED):
+            fp = job_footprint(job, self.site, intensity, run_now=False,
+                               attempts=attempts or ())
+        else:
+            end = run_at_end(job)
+            runs = [*(attempts or ()), *([end] if end is not None else [])]
+            fp = unfinished_footprint(job, self.site, intensity, runs) if runs else None
+        return fp.whole.total_kg if fp is not None else 0.0
 
 
 def _typical(zones: Any, t0: datetime, n_slots: int, slot_h: float

@@ -292,6 +292,29 @@ class JobEvent(BaseModel):
     actor: str = "cli"
 
 
+class Attempt(BaseModel):
+    """A run of a job that ended without finishing it: preempted, requeued or lost.
+
+    The job row keeps only the run in progress or the one that finished; these keep the energy,
+    carbon and $ of the runs before it countable, and the interruptions of each pool."""
+
+    model_config = ConfigDict(frozen=True)
+    job_id: int
+    attempt: int
+    pool: str
+    started_at: AwareDatetime
+    ended_at: AwareDatetime          # the executor's end time, else when carbonplan saw it back
+    end_reported: bool               # ended_at came from the executor, not the requeue time
+    reason: str = ""
+    done_h: float = 0.0              # reference-GPU hours checkpointed after this run
+    gpu_kwh: float | None = None
+    energy_meter: str | None = None
+
+    @property
+    def hours(self) -> float:
+        return max((self.ended_at - self.started_at).total_seconds(), 0.0) / 3600.0
+
+
 class Placement(BaseModel):
     """Where and when one job runs in a plan, with its projected energy, emissions and cost."""
 

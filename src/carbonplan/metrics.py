@@ -27,8 +27,9 @@ class Metrics:
         self.planned_usd = Gauge("carbonplan_planned_usd", "Projected $ of the current plan",
                                  registry=r)
         self.realized_kg = Gauge("carbonplan_realized_kgco2e",
-                                 "kgCO2e of finished jobs, from their measured or modelled energy "
-                                 "and the carbon intensity while they ran", registry=r)
+                                 "kgCO2e of the jobs that ended, every run (interrupted ones "
+                                 "included), from their measured or modelled energy and the "
+                                 "carbon intensity while they ran", registry=r)
         self.savings_kg = Gauge("carbonplan_projected_savings_kgco2e",
                                 "kgCO2e the current plan saves against running every job now in "
                                 "its home region", registry=r)

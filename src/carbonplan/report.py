@@ -1,12 +1,15 @@
 """Realized and projected carbon and cost, and what carbonplan saved against running at once.
 
-Realized, per finished job (succeeded or failed) of a period, from its last attempt's actual run:
-energy measured by the executor (NVML GPU energy, times PUE) or else the power model over the run
-time; the carbon intensity of its zone while it ran (the signals' history); the embodied share;
-the pool's price (cloud: per unit-hour; owned: the region's energy price). Beside it, the run-now
-counterfactual, priced the same way: the same work started at submission (or its `not_before`)
-in its home pool (home region, not spot, cheapest: the pool the planner's run-now baseline uses),
-taking the run's hours scaled by the two GPUs' speeds.
+Realized, per finished job (succeeded or failed) of a period, from every run it had: the one that
+finished and the ones before it that were interrupted (preempted, requeued or lost; the store
+keeps them as attempts). Each run's energy is measured by the executor (NVML GPU energy, times
+PUE) or else the power model over its run time; the carbon intensity of its zone while it ran
+(the signals' history); the embodied share; the pool's price (cloud: per unit-hour; owned: the
+region's energy price). Beside it, the run-now counterfactual, priced the same way: the same work
+started at submission (or its `not_before`) in its home pool (home region, not spot, cheapest:
+the pool the planner's run-now baseline uses), taking the final run's hours plus the work its
+interrupted runs checkpointed, scaled by the two GPUs' speeds. Interrupted runs of jobs that
+never finished (cancelled, or missed their deadline) count in the period they ended.
 Projected: the latest plan, with its saving against the run-now policy as the planner evaluated
 it on the same instance (queueing included). The daemon's realized-kgCO2e metric is computed here
 too, so the report and the metric agree.
@@ -23,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from carbonplan import eligibility
-from carbonplan.domain import Job, JobState, Plan, Site
+from carbonplan.domain import Attempt, Job, JobState, Plan, Site
 from carbonplan.energy.formulas import (
     MIG_SLICES_PER_GPU,
     embodied_kg,
@@ -36,6 +39,7 @@ log = logging.getLogger("carbonplan.report")
 
 GROUPS = ("region", "pool", "project", "user")
 FINISHED = (JobState.SUCCEEDED, JobState.FAILED)
+UNFINISHED = (JobState.CANCELLED, JobState.MISSED_DEADLINE)
 
 # mean gCO2e/kWh of a zone over [start, end)
 Intensity = Callable[[str, datetime, datetime], float]
@@ -54,6 +58,10 @@ class Footprint:
     def total_kg(self) -> float:
         return self.kg_co2e + self.embodied_kg
 
+    def __add__(self, other: Footprint) -> Footprint:
+        return Footprint(self.kwh + other.kwh, self.kg_co2e + other.kg_co2e,
+                         self.embodied_kg + other.embodied_kg, self.cost_usd + other.cost_usd)
+
 
 @dataclass(frozen=True)
 class JobFootprint:
@@ -69,9 +77,20 @@ class JobFootprint:
     started_at: datetime
     ended_at: datetime
     measured: bool                     # energy from the executor's meter, not the power model
-    actual: Footprint
+    actual: Footprint                  # the run that finished (zero for a job that did not)
     run_now_pool: str | None = None
     run_now: Footprint | None = None   # None when the job has no non-spot pool to compare with
+    interrupted_runs: int = 0          # runs before it that ended without finishing the job
+    interrupted: Footprint | None = None
+
+    @property
+    def whole(self) -> Footprint:
+        """Every run of the job: the one that finished and the interrupted ones."""
+        return self.actual if self.interrupted is None else self.actual + self.interrupted
+
+    @property
+    def finished(self) -> bool:
+        return self.state in {s.value for s in FINISHED}
 
 
 def run_footprint(opt: eligibility.PoolOption, site: Site, hours: float, ci_g_per_kwh: float,
@@ -94,33 +113,90 @@ def home_option(job: Job, site: Site) -> eligibility.PoolOption | None:
     return None if pick is None else options[pick]
 
 
-def job_footprint(job: Job, site: Site, intensity: Intensity, *,
-                  run_now: bool = True) -> JobFootprint | None:
-    """The realized footprint of a finished job's last attempt (None when it never ran on a
-    pool of this site)."""
+def _option(job: Job, site: Site, pool: str) -> eligibility.PoolOption | None:
+    return next((o for o in eligibility.pool_options(job, site) if o.pool.name == pool), None)
+
+
+def _priced(opt: eligibility.PoolOption, site: Site, intensity: Intensity, start: datetime,
+            end: datetime, gpu_kwh: float | None) -> Footprint:
+    hours = (end - start).total_seconds() / 3600.0
+    return run_footprint(opt, site, hours, intensity(site.regions[opt.pool.region].zone,
+                                                     start, end), gpu_kwh)
+
+
+def attempts_footprint(job: Job, site: Site, intensity: Intensity,
+                       attempts: Sequence[Attempt]) -> tuple[int, Footprint | None]:
+    """How many of a job's interrupted runs could be priced, and their footprint together (runs
+    on a pool no longer configured are left out)."""
+    n, total = 0, None
+    for a in attempts:
+        opt = _option(job, site, a.pool)
+        if opt is None or a.hours <= 0:
+            continue
+        fp = _priced(opt, site, intensity, a.started_at, a.ended_at, a.gpu_kwh)
+        n, total = n + 1, fp if total is None else total + fp
+    return n, total
+
+
+def job_footprint(job: Job, site: Site, intensity: Intensity, *, run_now: bool = True,
+                  attempts: Sequence[Attempt] = ()) -> JobFootprint | None:
+    """The realized footprint of a finished job: its final run, and its interrupted runs
+    (`attempts`, this job's) beside it. None when the final run was not on a pool of this
+    site."""
     if not (job.started_at and job.ended_at and job.ran_pool):
         return None
-    opt = next((o for o in eligibility.pool_options(job, site) if o.pool.name == job.ran_pool),
-               None)
+    opt = _option(job, site, job.ran_pool)
     hours = (job.ended_at - job.started_at).total_seconds() / 3600.0
     if opt is None or hours <= 0:
         return None
-    zone = site.regions[opt.pool.region].zone
-    actual = run_footprint(opt, site, hours, intensity(zone, job.started_at, job.ended_at),
-                           job.gpu_kwh)
+    actual = _priced(opt, site, intensity, job.started_at, job.ended_at, job.gpu_kwh)
+    n_lost, lost = attempts_footprint(job, site, intensity, attempts)
     base = home_option(job, site) if run_now else None
     counter = None
-    if base is not None:  # the same work: the run's hours at the home GPU's speed
-        base_h = hours * base.work_h / opt.work_h
+    if base is not None:
+        # the same work: the final run's hours at the home GPU's speed, plus what the
+        # interrupted runs checkpointed (reference-GPU hours) at that speed
+        saved_h = max((a.done_h for a in attempts), default=0.0)
+        base_h = hours * base.work_h / opt.work_h + (
+            saved_h * base.work_h / job.hours if job.hours > 0 else 0.0)
         start = max(job.submitted_at, job.not_before or job.submitted_at)
-        end = start + timedelta(hours=base_h)
-        counter = run_footprint(base, site, base_h,
-                                intensity(site.regions[base.pool.region].zone, start, end))
+        counter = _priced(base, site, intensity, start, start + timedelta(hours=base_h), None)
     return JobFootprint(job_id=job.id, name=job.name, user=job.user, project=job.project,
                         state=job.state.value, pool=opt.pool.name, region=opt.pool.region,
                         started_at=job.started_at, ended_at=job.ended_at,
                         measured=job.gpu_kwh is not None, actual=actual,
-                        run_now_pool=base.pool.name if base else None, run_now=counter)
+                        run_now_pool=base.pool.name if base else None, run_now=counter,
+                        interrupted_runs=n_lost, interrupted=lost)
+
+
+def run_at_end(job: Job) -> Attempt | None:
+    """The run a job that never finished was in when it was cancelled or ended at its deadline
+    (to its reported end, else the time of that change); None if it was not running. Not an
+    interruption of its pool: the job ended, the pool did not take the GPUs back."""
+    if job.state not in UNFINISHED or job.started_at is None or not job.ran_pool:
+        return None
+    end = job.ended_at or job.updated_at
+    return Attempt(job_id=job.id, attempt=job.attempt, pool=job.ran_pool,
+                   started_at=job.started_at, ended_at=max(end, job.started_at),
+                   end_reported=job.ended_at is not None, reason=job.state.value,
+                   done_h=job.done_h, gpu_kwh=job.gpu_kwh, energy_meter=job.energy_meter)
+
+
+def unfinished_footprint(job: Job, site: Site, intensity: Intensity,
+                         attempts: Sequence[Attempt]) -> JobFootprint | None:
+    """A job that never finished (cancelled, missed its deadline) but ran and was interrupted:
+    the footprint of those runs, under the pool of the last; no run-now to compare with."""
+    n, lost = attempts_footprint(job, site, intensity, attempts)
+    if lost is None:
+        return None
+    last = attempts[-1]
+    opt = _option(job, site, last.pool)
+    region = opt.pool.region if opt is not None else ""
+    return JobFootprint(job_id=job.id, name=job.name, user=job.user, project=job.project,
+                        state=job.state.value, pool=last.pool, region=region,
+                        started_at=attempts[0].started_at, ended_at=last.ended_at,
+                        measured=False, actual=Footprint(0.0, 0.0, 0.0, 0.0),
+                        interrupted_runs=n, interrupted=lost)
 
 
 def read_intensity(signals: Any, slot_h: float = 1.0) -> Intensity:
@@ -179,17 +255,23 @@ def _sum(fps: Iterable[Footprint]) -> dict[str, float]:
 
 
 def summarize(records: Sequence[JobFootprint]) -> dict[str, Any]:
-    """Totals of realized footprints, their run-now counterfactuals and the saving.
+    """Totals of realized footprints (every run, interrupted ones included), their run-now
+    counterfactuals and the saving.
 
-    The saving counts only jobs with a counterfactual (a job allowed on spot pools only has
-    none), on both sides, so it compares like with like."""
+    The saving counts only finished jobs with a counterfactual (a job allowed on spot pools
+    only has none), on both sides, so it compares like with like."""
     compared = [r for r in records if r.run_now is not None]
-    mine = _sum(r.actual for r in compared)
+    mine = _sum(r.whole for r in compared)
     base = _sum(r.run_now for r in compared if r.run_now is not None)
     saved_t = base["t_co2e"] - mine["t_co2e"]
+    finished = [r for r in records if r.finished]
+    lost = [r for r in records if r.interrupted is not None]
     return {
-        "jobs": len(records), "measured_jobs": sum(r.measured for r in records),
-        **_sum(r.actual for r in records),
+        "jobs": len(finished), "measured_jobs": sum(r.measured for r in finished),
+        **_sum(r.whole for r in records),
+        "interrupted": {"runs": sum(r.interrupted_runs for r in lost),
+                        "unfinished_jobs": len(records) - len(finished),
+                        **_sum(r.interrupted for r in lost if r.interrupted is not None)},
         "compared_jobs": len(compared),
         "run_now": {"t_co2e": base["t_co2e"], "cost_usd": base["cost_usd"]},
         "saved": {"t_co2e": saved_t, "cost_usd": base["cost_usd"] - mine["cost_usd"],
@@ -230,21 +312,79 @@ def finished_between(jobs: Iterable[Job], since: datetime, until: datetime) -> l
             and since <= j.ended_at < until]
 
 
+def interruptions(records: Sequence[JobFootprint], runs: dict[int, Sequence[Attempt]],
+                  ends: dict[int, Attempt], site: Site) -> list[dict[str, Any]]:
+    """Per pool: runs, run-hours and interrupted runs (`runs`) of the period's jobs, the
+    measured rate (interruptions per run-hour: the maximum-likelihood hazard when interruptions
+    come at a constant rate) beside the rate the planner assumes (`eviction_rate_per_h`). Runs
+    that finished their job, or ended with it (`ends`), count as run-hours without an
+    interruption. Spot pools, and any pool with an interruption."""
+    pools = {p.name: p for p in site.pools}
+    rows: dict[str, dict[str, Any]] = {}
+
+    def add(pool: str, hours: float, interrupted: bool) -> None:
+        row = rows.setdefault(pool, {"pool": pool, "runs": 0, "run_h": 0.0, "interrupted": 0})
+        row["runs"] += 1
+        row["run_h"] += hours
+        row["interrupted"] += int(interrupted)
+
+    for r in records:
+        if r.finished:
+            add(r.pool, (r.ended_at - r.started_at).total_seconds() / 3600.0, False)
+        for a in runs.get(r.job_id, ()):
+            add(a.pool, a.hours, True)
+        if r.job_id in ends:
+            add(ends[r.job_id].pool, ends[r.job_id].hours, False)
+    out = []
+    for name, row in sorted(rows.items()):
+        pool = pools.get(name)
+        spot = pool is not None and pool.market.value == "spot"
+        if not (spot or row["interrupted"]):
+            continue
+        row["market"] = pool.market.value if pool is not None else "unknown"
+        row["per_h"] = row["interrupted"] / row["run_h"] if row["run_h"] > 0 else None
+        row["assumed_per_h"] = pool.eviction_rate_per_h if pool is not None else None
+        out.append(row)
+    return out
+
+
 def build_report(jobs: Sequence[Job], site: Site, signals: Any, *, since: datetime,
                  until: datetime, by: str = "region", slot_h: float = 1.0,
-                 latest: tuple[int, Plan] | None = None) -> dict[str, Any]:
-    """The whole report as plain data (the CLI prints it as tables or JSON)."""
+                 latest: tuple[int, Plan] | None = None,
+                 attempts: Sequence[Attempt] = ()) -> dict[str, Any]:
+    """The whole report as plain data (the CLI prints it as tables or JSON).
+
+    `jobs` may hold jobs in any state: finished ones count when their final run ended in the
+    period, with every interrupted run they had (`attempts`, of any job); cancelled and missed
+    ones when their last run did (`run_at_end`).
+    """
+    runs: dict[int, list[Attempt]] = {}
+    for a in sorted(attempts, key=lambda a: (a.ended_at, a.attempt)):
+        runs.setdefault(a.job_id, []).append(a)
+    ends = {j.id: end for j in jobs if (end := run_at_end(j)) is not None}
+    # every run of a job that never finished, the one it ended in last
+    spent = {j.id: [*runs.get(j.id, ()), *([ends[j.id]] if j.id in ends else [])]
+             for j in jobs if j.state in UNFINISHED}
     done = finished_between(jobs, since, until)
+    gave_up = [j for j in jobs if spent.get(j.id) and since <= spent[j.id][-1].ended_at < until]
     records: list[JobFootprint] = []
-    if done:
-        lo = min(min(j.started_at or j.submitted_at, j.submitted_at) for j in done)
-        hi = max(j.ended_at for j in done if j.ended_at is not None)
+    if done or gave_up:
+        lo = min([min(j.started_at or j.submitted_at, j.submitted_at) for j in done]
+                 + [runs[j.id][0].started_at for j in done if j.id in runs]
+                 + [spent[j.id][0].started_at for j in gave_up])
+        hi = max([j.ended_at for j in done if j.ended_at is not None]
+                 + [spent[j.id][-1].ended_at for j in gave_up])
         history = ZoneHistory(signals, lo, hi + timedelta(hours=slot_h), slot_h=slot_h)
-        records = [r for j in done if (r := job_footprint(j, site, history)) is not None]
+        records = [r for j in done if (r := job_footprint(
+            j, site, history, attempts=runs.get(j.id, ()))) is not None]
+        records += [r for j in gave_up if (r := unfinished_footprint(
+            j, site, history, spent[j.id])) is not None]
     return {
         "since": since.isoformat(), "until": until.isoformat(), "by": by,
-        "realized": {**summarize(records), "unpriced_jobs": len(done) - len(records)},
+        "realized": {**summarize(records),
+                     "unpriced_jobs": len(done) - sum(r.finished for r in records)},
         "groups": group(records, by),
+        "interruptions": interruptions(records, runs, ends, site),
         "jobs": [_job_row(r) for r in records],
         "projected": projected(*latest) if latest else None,
     }
@@ -253,6 +393,7 @@ def build_report(jobs: Sequence[Job], site: Site, signals: Any, *, since: dateti
 def _job_row(r: JobFootprint) -> dict[str, Any]:
     d = asdict(r)
     d["started_at"], d["ended_at"] = r.started_at.isoformat(), r.ended_at.isoformat()
+    d["whole"] = asdict(r.whole)
     return d
 
 

@@ -52,6 +52,30 @@ def test_measured_energy_replaces_the_model(store, site, executor, marker) -> No
     assert abs(float(line.split()[1]) - (got + d._job_realized_kg(measured))) < 1e-6
 
 
+def test_the_metric_counts_interrupted_runs(store, site, executor, marker) -> None:
+    """A run lost before the job finished still drew power: the metric counts it, and the runs
+    of a job that never finished, as `carbonplan report` does."""
+    d = make_daemon(store, site, executor, ScriptedSignals(lambda zone, t: 40.0))
+    once = _finished(store, marker)  # one run of an hour, finished
+    (twice, gave_up) = store.add_jobs([recording_job(marker, "done")] * 2)
+    t0 = datetime.now(UTC) - timedelta(hours=5)
+    for job in (twice, gave_up):
+        store.transition(job.id, JobState.SUBMITTED, updates={"attempt": 1, "ran_pool": POOL})
+        store.transition(job.id, JobState.RUNNING, updates={"started_at": t0})
+        store.transition(job.id, JobState.QUEUED, reason="lost",
+                         updates={"ended_at": t0 + timedelta(hours=1)})
+    store.transition(twice.id, JobState.SUCCEEDED, updates={
+        "ran_pool": POOL, "started_at": t0 + timedelta(hours=2),
+        "ended_at": t0 + timedelta(hours=3), "exit_code": 0})
+    store.transition(gave_up.id, JobState.MISSED_DEADLINE, reason="cannot finish")
+    one = d._job_realized_kg(store.get_job(once.id))
+    # the same hour at the same intensity on the same pool: twice and once the footprint
+    d.run_once()
+    text = generate_latest(d.metrics.registry).decode()
+    line = next(x for x in text.splitlines() if x.startswith("carbonplan_realized_kgco2e "))
+    assert float(line.split()[1]) == pytest.approx(one + 2 * one + one, rel=1e-9)
+
+
 def _has_gpu() -> bool:
     from carbonplan.energy.nvml import NvmlMeter
 

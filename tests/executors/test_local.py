@@ -168,6 +168,12 @@ def test_a_killed_runner_returns_the_job_to_the_queue(store, ex) -> None:
     lost = wait_state(store, ex, job.id, {JobState.QUEUED})
     assert "lost" in store.events(job.id)[-1].reason
     assert lost.attempt == 1  # the next start will be attempt 2, in a fresh run directory
+    # the lost run is kept for the report: from its start to when carbonplan saw it gone (the
+    # runner died without an end time)
+    (run,) = store.attempts([job.id])
+    assert (run.attempt, run.pool, run.end_reported) == (1, running.ran_pool, False)
+    assert run.started_at == running.started_at and run.ended_at == lost.updated_at
+    assert lost.started_at is None and lost.ran_pool == running.ran_pool
 
 
 class Flaky:

@@ -301,7 +301,12 @@ def test_a_spot_loss_resumes_from_its_checkpoint_on_the_other_cluster(site) -> N
                       store.get_job(job.id).state)[1] == JobState.QUEUED, what="requeue")
     lost = store.get_job(job.id)
     assert "stopped outside carbonplan" in store.events(job.id)[-1].reason
-    assert lost.attempt == 1 and lost.ended_at is not None
+    # the run is kept as an interrupted attempt (for the report), no longer the job's own
+    assert lost.attempt == 1 and lost.started_at is None and lost.ended_at is None
+    (run,) = store.attempts([job.id])
+    assert (run.attempt, run.pool, run.end_reported) == (1, EU_SPOT, True)
+    assert run.done_h == lost.done_h and "stopped outside carbonplan" in run.reason
+    assert 6 <= run.hours * 3600 <= 60  # seconds: it ran past 3 checkpoints, then stopped
     # credit: whole checkpoints only, at least one, never more than the program saved
     n = round(lost.done_h / (2 * H))
     assert n >= 1 and lost.done_h == pytest.approx(n * 2 * H)
@@ -316,6 +321,7 @@ def test_a_spot_loss_resumes_from_its_checkpoint_on_the_other_cluster(site) -> N
     starts = [e for e in events(wd, "spot") if e["kind"] == "start"]
     assert [(e["attempt"], e["pool"]) for e in starts] == [("1", EU_SPOT), ("2", US_OD)]
     assert starts[1]["resumed_from"] >= lost.done_h / H - 1e-9  # resumed, not restarted
+    assert done.started_at >= run.ended_at and len(store.attempts([job.id])) == 1
     assert JobSubmissionClient(EU_URL).get_job_status(sid).value == "STOPPED"
 
 

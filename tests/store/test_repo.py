@@ -119,6 +119,51 @@ def test_transition_sets_execution_fields_atomically(store) -> None:
     assert store.get_job(job.id).state == JobState.QUEUED
 
 
+def run(store, job_id: int, attempt: int, pool: str, start: datetime) -> None:
+    store.transition(job_id, JobState.SUBMITTED, updates={
+        "attempt": attempt, "ran_pool": pool, "started_at": None, "ended_at": None})
+    store.transition(job_id, JobState.RUNNING, updates={"started_at": start})
+
+
+def test_a_run_back_in_the_queue_is_kept_as_an_attempt(store) -> None:
+    job = store.add_job(spec(hours=4.0))
+    run(store, job.id, 1, "r/a100/spot", T)
+    # preempted, with the executor's end time and the work its checkpoints saved
+    got = store.transition(job.id, JobState.QUEUED, reason="preempted", now=T + timedelta(hours=3),
+                           updates={"ended_at": T + timedelta(hours=2), "done_h": 1.5,
+                                    "gpu_kwh": 0.7, "energy_meter": "nvml-counter"})
+    # the run belongs to the attempt now, not to the job
+    assert (got.started_at, got.ended_at, got.gpu_kwh, got.energy_meter) == (None,) * 4
+    assert got.done_h == 1.5 and got.ran_pool == "r/a100/spot"
+    (a,) = store.attempts([job.id])
+    assert (a.job_id, a.attempt, a.pool, a.started_at, a.ended_at, a.end_reported) == (
+        job.id, 1, "r/a100/spot", T, T + timedelta(hours=2), True)
+    assert (a.reason, a.done_h, a.gpu_kwh, a.energy_meter, a.hours) == (
+        "preempted", 1.5, 0.7, "nvml-counter", 2.0)
+    # lost without an end time: ends when carbonplan saw it back in the queue
+    run(store, job.id, 2, "r/a100/on_demand", T + timedelta(hours=4))
+    store.transition(job.id, JobState.QUEUED, reason="lost", now=T + timedelta(hours=5))
+    # a start that never ran leaves nothing to keep
+    store.transition(job.id, JobState.SUBMITTED, updates={"attempt": 3, "started_at": None})
+    store.transition(job.id, JobState.QUEUED, reason="no node", now=T + timedelta(hours=6))
+    run(store, job.id, 4, "r/a100/on_demand", T + timedelta(hours=7))
+    done = store.transition(job.id, JobState.SUCCEEDED, updates={
+        "ended_at": T + timedelta(hours=9)})
+    assert (done.started_at, done.ended_at) == (T + timedelta(hours=7), T + timedelta(hours=9))
+    runs = store.attempts([job.id])
+    assert [(r.attempt, r.end_reported, r.ended_at) for r in runs] == [
+        (1, True, T + timedelta(hours=2)), (2, False, T + timedelta(hours=5))]
+    # by period and job
+    other = store.add_job(spec(name="other"))
+    run(store, other.id, 1, "r/a100/spot", T)
+    store.transition(other.id, JobState.QUEUED, reason="preempted", now=T + timedelta(hours=1))
+    assert [r.job_id for r in store.attempts()] == [other.id, job.id, job.id]
+    assert [r.attempt for r in store.attempts(ended_since=T + timedelta(hours=2),
+                                              ended_before=T + timedelta(hours=5))] == [1]
+    # more job ids than one query may bind on SQLite
+    assert len(store.attempts([other.id, *range(10_000, 11_000)])) == 1
+
+
 def test_action_log_records_each_key_once(store) -> None:
     job = store.add_job(spec())
     a = store.begin_action(key=f"start:{job.id}:1", job_id=job.id, kind="start",

@@ -150,10 +150,12 @@ def show(
     job = store.get_job(job_id)
     events = store.events(job_id)
     placed = store.latest_placement(job_id)
+    attempts = store.attempts([job_id])
     if json_out:
         print_json({"job": job.model_dump(mode="json"),
                     "placement": placed[1].model_dump(mode="json") if placed else None,
                     "plan_id": placed[0] if placed else None,
+                    "interrupted_runs": [a.model_dump(mode="json") for a in attempts],
                     "history": [e.model_dump(mode="json") for e in events]})
         return
     console.print(f"[bold]Job {job.id}[/] {job.name}  [{STATE_STYLE[job.state.value]}]"
@@ -182,6 +184,11 @@ def show(
         rows.append(("workdir", job.workdir))
     if job.env:
         rows.append(("env", ", ".join(sorted(job.env))))  # names only: values may be secrets
+    for a in attempts:
+        rows.append(("interrupted", f"attempt {a.attempt} on {a.pool}, {fmt_time(a.started_at)} "
+                     f"-> {fmt_time(a.ended_at)}{'' if a.end_reported else ' (seen)'}: "
+                     f"{a.reason or 'back to the queue'}; checkpointed "
+                     f"{fmt_hours(a.done_h)}"))
     if job.started_at:
         ran = f"attempt {job.attempt} on {job.ran_pool or '?'} ({job.executor or '?'}), " \
               f"{fmt_time(job.started_at)} -> {fmt_time(job.ended_at) if job.ended_at else 'now'}"

@@ -66,10 +66,12 @@ def report(
     store = open_store(db, cfg)
     from carbonplan.signals.service import open_signals
 
-    jobs = store.list_jobs(states=[JobState.SUCCEEDED, JobState.FAILED])
+    jobs = store.list_jobs(states=[JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED,
+                                   JobState.MISSED_DEADLINE])
     with open_signals(cfg, store) as signals:
         rep = build_report(jobs, site, signals, since=start, until=end, by=by,
-                           slot_h=cfg.planner.slot_h, latest=store.get_plan())
+                           slot_h=cfg.planner.slot_h, latest=store.get_plan(),
+                           attempts=store.attempts(ended_before=end))
     if chart is not None:
         from carbonplan.report import chart as draw
 
@@ -85,6 +87,10 @@ def report(
 def _t(x: float) -> str:
     """tCO2e with the decimals a small site's figures need (a 2-h job is a few kg)."""
     return f"{x:,.3f}" if abs(x) >= 10 else f"{x:.4f}" if abs(x) >= 0.1 else f"{x:.6f}"
+
+
+def _rate(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4f}" if x >= 1e-3 or x == 0 else f"{x:.2e}"
 
 
 def _usd(x: float) -> str:
@@ -123,12 +129,31 @@ def render(rep: dict[str, Any], chart: str | None) -> None:
         console.print(f"Saved against run-now: [bold]{_t(r['saved']['t_co2e'])} tCO2e[/] "
                       f"({100 * r['saved']['share_co2e']:.1f}%) and "
                       f"{r['saved']['cost_usd']:,.2f} $.")
+    lost = r["interrupted"]
+    if lost["runs"]:
+        console.print(f"Counted above: {lost['runs']} run(s) that did not finish their job "
+                      "(preempted, requeued, lost, or cut short by a cancel or the deadline): "
+                      f"{lost['kwh']:,.1f} kWh, {_t(lost['t_co2e'])} "
+                      f"tCO2e, {_usd(lost['cost_usd'])} $"
+                      + (f"; {lost['unfinished_jobs']} of their jobs never finished"
+                         if lost["unfinished_jobs"] else "") + ".")
+    if rep["interruptions"]:
+        table = Table(title="Interruptions per pool (the period's jobs)")
+        for col in ("pool", "runs", "run-hours", "interrupted", "measured /h", "assumed /h"):
+            table.add_column(col, justify="left" if col == "pool" else "right")
+        for row in rep["interruptions"]:
+            table.add_row(row["pool"], str(row["runs"]), f"{row['run_h']:,.1f}",
+                          str(row["interrupted"]), _rate(row["per_h"]),
+                          _rate(row["assumed_per_h"]))
+        console.print(table)
     for job in rep.get("jobs") or []:
-        base = job["run_now"]
-        console.print(f"  job {job['job_id']} {job['name']}: {job['pool']}, "
-                      f"{job['actual']['kwh']:.2f} kWh, "
-                      f"{(job['actual']['kg_co2e'] + job['actual']['embodied_kg']):.3f} kgCO2e, "
-                      f"{job['actual']['cost_usd']:.2f} $"
+        base, whole, lost = job["run_now"], job["whole"], job["interrupted"]
+        console.print(f"  job {job['job_id']} {job['name']} ({job['state']}): {job['pool']}, "
+                      f"{whole['kwh']:.2f} kWh, "
+                      f"{whole['kg_co2e'] + whole['embodied_kg']:.3f} kgCO2e, "
+                      f"{whole['cost_usd']:.2f} $"
+                      + (f" ({job['interrupted_runs']} unfinished run(s) included: "
+                         f"{lost['kwh']:.2f} kWh)" if lost else "")
                       + (f"; run-now {job['run_now_pool']}: "
                          f"{base['kg_co2e'] + base['embodied_kg']:.3f} kgCO2e, "
                          f"{base['cost_usd']:.2f} $" if base else ""))

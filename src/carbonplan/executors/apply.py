@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from carbonplan.domain import JobState
 from carbonplan.executors.base import Action, ActionKind, ActionResult, Executor
 from carbonplan.faults import checkpoint
-from carbonplan.store.repo import JobTransition, Store
+from carbonplan.store.repo import RUN_FIELDS, JobTransition, Store
 
 log = logging.getLogger("carbonplan.executors")
 
@@ -39,8 +39,8 @@ def _transition_for(action: Action, result: ActionResult, executor: str) -> JobT
             expect=(JobState.QUEUED, JobState.PLANNED),
             updates={"attempt": action.attempt, "executor": executor,
                      "executor_ref": result.ref, "ran_pool": p.pool if p else None,
-                     # per-attempt times: a stale start would credit a lost attempt with work
-                     "started_at": None, "ended_at": None, "exit_code": None})
+                     # per-run fields: a stale start would credit a lost attempt with work
+                     **dict.fromkeys(RUN_FIELDS)})
     if action.kind == ActionKind.ANNOUNCE and p is not None:
         return JobTransition(JobState.PLANNED, reason=f"planned in {p.pool} at "
                              f"{p.start.isoformat(timespec='minutes')}",

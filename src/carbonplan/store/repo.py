@@ -18,6 +18,7 @@ from sqlalchemy import Engine, func, insert
 from sqlmodel import Session, col, select
 
 from carbonplan.domain import (
+    Attempt,
     Job,
     JobEvent,
     JobSpec,
@@ -31,6 +32,7 @@ from carbonplan.store import migrate
 from carbonplan.store.db import make_engine, redact
 from carbonplan.store.tables import (
     ActionRow,
+    AttemptRow,
     ForecastRow,
     JobEventRow,
     JobRow,
@@ -67,6 +69,32 @@ def _job_from_row(r: JobRow) -> Job:
 EXECUTION_FIELDS = frozenset({"attempt", "done_h", "executor", "executor_ref", "ran_pool",
                               "started_at", "ended_at", "exit_code", "gpu_kwh",
                               "energy_meter"})
+
+
+RUN_STATES = (JobState.SUBMITTED, JobState.RUNNING)
+# what belongs to one run: cleared on the job row once the run is kept as an attempt
+RUN_FIELDS = ("started_at", "ended_at", "exit_code", "gpu_kwh", "energy_meter")
+
+
+def _close_attempt(s: Session, row: JobRow, *, reason: str, now: datetime) -> None:
+    """A run going back to the queue: keep it as an attempt (in the same transaction) and clear
+    it from the job row, so that only the run that finishes is the job's own. A start that never
+    ran (no `started_at`) leaves nothing to keep."""
+    if row.started_at is not None and row.ran_pool:
+        end = row.ended_at if row.ended_at is not None else now
+        s.add(AttemptRow(job_id=row.id, attempt=row.attempt, pool=row.ran_pool,
+                         started_at=row.started_at, ended_at=max(end, row.started_at),
+                         end_reported=row.ended_at is not None, reason=reason,
+                         done_h=row.done_h, gpu_kwh=row.gpu_kwh,
+                         energy_meter=row.energy_meter))
+    for key in RUN_FIELDS:
+        setattr(row, key, None)
+
+
+def _attempt_from_row(r: AttemptRow) -> Attempt:
+    return Attempt(job_id=r.job_id, attempt=r.attempt, pool=r.pool, started_at=r.started_at,
+                   ended_at=r.ended_at, end_reported=r.end_reported, reason=r.reason,
+                   done_h=r.done_h, gpu_kwh=r.gpu_kwh, energy_meter=r.energy_meter)
 
 
 def _row_from_spec(spec: JobSpec, state: JobState, now: datetime) -> JobRow:
@@ -264,6 +292,8 @@ class Store:
             if key not in EXECUTION_FIELDS:
                 raise ValueError(f"transition cannot set {key}")
             setattr(row, key, value)
+        if to_state == JobState.QUEUED and cur in RUN_STATES:
+            _close_attempt(s, row, reason=reason, now=now)
         row.state = to_state.value
         row.updated_at = now
         s.add(row)
@@ -287,6 +317,26 @@ class Store:
                              from_state=JobState(e.from_state) if e.from_state else None,
                              to_state=JobState(e.to_state), reason=e.reason, actor=e.actor)
                     for e in s.exec(q)]
+
+    def attempts(self, job_ids: Iterable[int] | None = None, *,
+                 ended_since: datetime | None = None,
+                 ended_before: datetime | None = None) -> list[Attempt]:
+        """Runs that ended without finishing their job, oldest first: of `job_ids` (all when
+        None), ending in [ended_since, ended_before) when given."""
+        q = select(AttemptRow)
+        if ended_since is not None:
+            q = q.where(col(AttemptRow.ended_at) >= ended_since)
+        if ended_before is not None:
+            q = q.where(col(AttemptRow.ended_at) < ended_before)
+        ids = None if job_ids is None else sorted(set(job_ids))
+        rows: list[AttemptRow] = []
+        with self._read() as s:
+            if ids is None:
+                rows = list(s.exec(q))
+            for i in range(0, len(ids or ()), 500):  # SQLite's bound-parameter limit
+                rows += s.exec(q.where(col(AttemptRow.job_id).in_(ids[i:i + 500])))
+            out = [_attempt_from_row(r) for r in rows]
+        return sorted(out, key=lambda a: (a.ended_at, a.job_id, a.attempt))
 
     # -- plans ---------------------------------------------------------------------------------
 

@@ -76,6 +76,24 @@ class JobEventRow(SQLModel, table=True):
     actor: str = "cli"
 
 
+class AttemptRow(SQLModel, table=True):
+    """A run that ended without finishing its job (0004); written with the requeue."""
+
+    __tablename__ = "job_attempts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="jobs.id", index=True)
+    attempt: int
+    pool: str
+    started_at: datetime = Field(sa_column=_time())
+    ended_at: datetime = Field(sa_column=_time(index=True))
+    end_reported: bool
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False))
+    done_h: float = 0.0
+    gpu_kwh: float | None = None
+    energy_meter: str | None = None
+
+
 class PlanRow(SQLModel, table=True):
     __tablename__ = "plans"
 
