@@ -53,10 +53,14 @@ class PlannerSection(BaseModel):
     time_limit_s: float = Field(default=30.0, gt=0)
     rel_gap: float = Field(default=0.01, gt=0, lt=1)
     freeze_window: str = "15m"
+    learn_evictions: str | None = None  # window of spot history that updates eviction rates
+    eviction_prior_h: float = Field(default=200.0, gt=0)
 
-    @field_validator("slot", "horizon", "freeze_window")
+    @field_validator("slot", "horizon", "freeze_window", "learn_evictions")
     @classmethod
-    def _duration(cls, v: str, info: ValidationInfo) -> str:
+    def _duration(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None:
+            return v
         try:
             parse_duration(v, info.field_name or "", allow_zero=info.field_name == "freeze_window")
         except InputError as exc:
@@ -70,6 +74,13 @@ class PlannerSection(BaseModel):
     @property
     def horizon_h(self) -> float:
         return parse_duration(self.horizon, "planner.horizon").total_seconds() / 3600.0
+
+    @property
+    def learn_evictions_h(self) -> float | None:
+        if self.learn_evictions is None:
+            return None
+        return parse_duration(self.learn_evictions,
+                              "planner.learn_evictions").total_seconds() / 3600.0
 
 
 def _check_duration(v: str, field: str) -> str:

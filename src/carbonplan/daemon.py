@@ -71,6 +71,8 @@ class DaemonSettings:
     change_threshold: float = 0.10
     change_min_g_per_kwh: float = 10.0
     max_backoff_s: float = 300.0
+    learn_evictions_h: float | None = None  # [planner] learn_evictions (eviction_rates.py)
+    eviction_prior_h: float = 200.0
 
     @classmethod
     def from_config(cls, cfg: Any, **overrides: Any) -> DaemonSettings:
@@ -78,7 +80,8 @@ class DaemonSettings:
         base = cls(freeze_window_s=_seconds(p.freeze_window), slot_h=p.slot_h,
                    horizon_h=p.horizon_h, solver=p.solver, time_limit_s=p.time_limit_s,
                    rel_gap=p.rel_gap, change_threshold=cfg.carbon.change_threshold,
-                   change_min_g_per_kwh=cfg.carbon.change_min_g_per_kwh)
+                   change_min_g_per_kwh=cfg.carbon.change_min_g_per_kwh,
+                   learn_evictions_h=p.learn_evictions_h, eviction_prior_h=p.eviction_prior_h)
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
     @property
@@ -375,12 +378,15 @@ class Daemon:
 
     def _replan(self, now: datetime, jobs: list[Job], latest: tuple[int, Plan] | None,
                 triggers: list[str], carbon: Any = None) -> tuple[int, Plan]:
+        from carbonplan.eviction_rates import for_plan, recorded
         from carbonplan.planning import plan_jobs
 
         trigger = ",".join(triggers)
         announced = self._announced(latest, jobs)
         frozen = self._frozen(now, jobs, announced)
-        site = self._healthy_site(now)
+        site, rates = for_plan(self._healthy_site(now), self.store,
+                               window_h=self.settings.learn_evictions_h,
+                               prior_h=self.settings.eviction_prior_h, now=now)
         started = time.perf_counter()
         run = plan_jobs(jobs, site, carbon or self.signals, now=now,
                         slot_h=self.settings.slot_h, horizon_h=self.settings.horizon_h,
@@ -389,7 +395,7 @@ class Daemon:
                         move_penalty_usd=self.settings.move_penalty_usd,
                         refused=self._refused(now), trigger=trigger,
                         explain=len(jobs) <= 400)
-        plan = run.plan
+        plan = recorded(run.plan, rates)
         plan_id = self.store.save_plan(plan)
         for t in triggers:
             self.metrics.replans.labels(t).inc()
@@ -516,12 +522,8 @@ class Daemon:
         return sum(self._realized[j.id] for j in done)
 
     def _job_realized_kg(self, job: Job, attempts: list[Attempt] | None = None) -> float:
-        from carbonplan.report import (
-            job_footprint,
-            read_intensity,
-            run_at_end,
-            unfinished_footprint,
-        )
+        from carbonplan.eviction_rates import run_at_end
+        from carbonplan.report import job_footprint, read_intensity, unfinished_footprint
 
         intensity = read_intensity(self.signals, self.settings.slot_h)
         if job.state in (JobState.SUCCEEDED, JobState.FAILED):

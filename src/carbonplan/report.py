@@ -26,20 +26,20 @@ from typing import Any
 import numpy as np
 
 from carbonplan import eligibility
-from carbonplan.domain import Attempt, Job, JobState, Plan, Site
+from carbonplan.domain import Attempt, Job, JobState, Market, Plan, Site
 from carbonplan.energy.formulas import (
     MIG_SLICES_PER_GPU,
     embodied_kg,
     emissions_kg,
     energy_kwh,
 )
+from carbonplan.eviction_rates import UNFINISHED, run_at_end, tally
 from carbonplan.signals.series import floor_time
 
 log = logging.getLogger("carbonplan.report")
 
 GROUPS = ("region", "pool", "project", "user")
 FINISHED = (JobState.SUCCEEDED, JobState.FAILED)
-UNFINISHED = (JobState.CANCELLED, JobState.MISSED_DEADLINE)
 
 # mean gCO2e/kWh of a zone over [start, end)
 Intensity = Callable[[str, datetime, datetime], float]
@@ -167,19 +167,6 @@ def job_footprint(job: Job, site: Site, intensity: Intensity, *, run_now: bool =
                         measured=job.gpu_kwh is not None, actual=actual,
                         run_now_pool=base.pool.name if base else None, run_now=counter,
                         interrupted_runs=n_lost, interrupted=lost)
-
-
-def run_at_end(job: Job) -> Attempt | None:
-    """The run a job that never finished was in when it was cancelled or ended at its deadline
-    (to its reported end, else the time of that change); None if it was not running. Not an
-    interruption of its pool: the job ended, the pool did not take the GPUs back."""
-    if job.state not in UNFINISHED or job.started_at is None or not job.ran_pool:
-        return None
-    end = job.ended_at or job.updated_at
-    return Attempt(job_id=job.id, attempt=job.attempt, pool=job.ran_pool,
-                   started_at=job.started_at, ended_at=max(end, job.started_at),
-                   end_reported=job.ended_at is not None, reason=job.state.value,
-                   done_h=job.done_h, gpu_kwh=job.gpu_kwh, energy_meter=job.energy_meter)
 
 
 def unfinished_footprint(job: Job, site: Site, intensity: Intensity,
@@ -320,31 +307,22 @@ def interruptions(records: Sequence[JobFootprint], runs: dict[int, Sequence[Atte
     that finished their job, or ended with it (`ends`), count as run-hours without an
     interruption. Spot pools, and any pool with an interruption."""
     pools = {p.name: p for p in site.pools}
-    rows: dict[str, dict[str, Any]] = {}
-
-    def add(pool: str, hours: float, interrupted: bool) -> None:
-        row = rows.setdefault(pool, {"pool": pool, "runs": 0, "run_h": 0.0, "interrupted": 0})
-        row["runs"] += 1
-        row["run_h"] += hours
-        row["interrupted"] += int(interrupted)
-
+    runs_h: list[tuple[str, float, bool]] = []
     for r in records:
         if r.finished:
-            add(r.pool, (r.ended_at - r.started_at).total_seconds() / 3600.0, False)
-        for a in runs.get(r.job_id, ()):
-            add(a.pool, a.hours, True)
+            runs_h.append((r.pool, (r.ended_at - r.started_at).total_seconds() / 3600.0, False))
+        runs_h += [(a.pool, a.hours, True) for a in runs.get(r.job_id, ())]
         if r.job_id in ends:
-            add(ends[r.job_id].pool, ends[r.job_id].hours, False)
+            runs_h.append((ends[r.job_id].pool, ends[r.job_id].hours, False))
     out = []
-    for name, row in sorted(rows.items()):
+    for name, e in sorted(tally(runs_h).items()):
         pool = pools.get(name)
-        spot = pool is not None and pool.market.value == "spot"
-        if not (spot or row["interrupted"]):
+        if not (e.interrupted or (pool is not None and pool.market == Market.SPOT)):
             continue
-        row["market"] = pool.market.value if pool is not None else "unknown"
-        row["per_h"] = row["interrupted"] / row["run_h"] if row["run_h"] > 0 else None
-        row["assumed_per_h"] = pool.eviction_rate_per_h if pool is not None else None
-        out.append(row)
+        out.append({"pool": name, "market": pool.market.value if pool else "unknown",
+                    "runs": e.runs, "run_h": e.run_h, "interrupted": e.interrupted,
+                    "per_h": e.per_h,
+                    "assumed_per_h": pool.eviction_rate_per_h if pool else None})
     return out
 
 

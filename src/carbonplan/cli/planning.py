@@ -100,9 +100,11 @@ def plan(
     json_out: JsonOption = False,
 ) -> None:
     """Plan every queued job now: where, when, on what, at what cost and carbon."""
+    from dataclasses import replace
     from datetime import UTC, datetime
 
     from carbonplan.domain import ACTIVE_STATES, JobState
+    from carbonplan.eviction_rates import for_plan, recorded
     from carbonplan.planner.build import Frozen
     from carbonplan.planning import plan_jobs
     from carbonplan.signals.service import open_signals
@@ -120,12 +122,15 @@ def plan(
     pools = {p.name for p in site.pools}
     frozen = {j.id: Frozen(pool=j.ran_pool, start=j.started_at or now) for j in jobs
               if j.state in (JobState.SUBMITTED, JobState.RUNNING) and j.ran_pool in pools}
+    site, rates = for_plan(site, store, window_h=cfg.planner.learn_evictions_h,
+                           prior_h=cfg.planner.eviction_prior_h, now=now)
     with open_signals(cfg, store) as signals, _ProgressView(not json_out) as view:
         run = plan_jobs(jobs, site, signals, now=now, slot_h=cfg.planner.slot_h,
                         horizon_h=cfg.planner.horizon_h, solver=solver,
                         time_limit=time_limit or cfg.planner.time_limit_s,
                         rel_gap=gap or cfg.planner.rel_gap, frozen=frozen, previous=previous,
                         progress=view)
+    run = replace(run, plan=recorded(run.plan, rates))
     plan_id = None if dry_run or not jobs else store.save_plan(run.plan)
     if json_out:
         print_json({"plan_id": plan_id, **run.plan.model_dump(mode="json")})
@@ -134,6 +139,10 @@ def plan(
         console.print("No active jobs to plan.")
         return
     render_plan(run, {j.id: j for j in jobs}, plan_id)
+    for pool, r in sorted(rates.items()):
+        console.print(f"Eviction rate of {pool}: {r['learned']:.4g}/h learned from "
+                      f"{r['interrupted']} interruption(s) in {r['run_h']:,.1f} run-hours over "
+                      f"{cfg.planner.learn_evictions} (configured {r['configured']:.4g}/h).")
 
 
 def render_plan(run: PlanningRun, jobs: dict[int, Any], plan_id: int | None) -> None:

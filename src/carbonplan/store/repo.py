@@ -234,13 +234,16 @@ class Store:
             return _job_from_row(row) if row else None
 
     def list_jobs(self, states: Iterable[JobState] | None = None, user: str | None = None,
-                  limit: int | None = None) -> list[Job]:
+                  limit: int | None = None, updated_since: datetime | None = None
+                  ) -> list[Job]:
         with self._read() as s:
             q = select(JobRow).order_by(col(JobRow.id))
             if states is not None:
                 q = q.where(col(JobRow.state).in_([JobState(x).value for x in states]))
             if user is not None:
                 q = q.where(JobRow.user == user)
+            if updated_since is not None:
+                q = q.where(col(JobRow.updated_at) >= updated_since)
             if limit is not None:
                 q = q.limit(limit)
             return [_job_from_row(r) for r in s.exec(q)]

@@ -1,0 +1,116 @@
+"""Spot eviction rates learned from what this site's own spot runs met.
+
+The catalog's rates come from monthly interruption bands and sit far below what measured GPU
+spot traces show (docs/catalog.md). A site that runs on spot sees its own: every run that went
+back to the queue is an interruption (the store's attempts) and every hour a run held its pool
+is exposure. With `[planner] learn_evictions = "30d"` the planner uses, for each spot pool, the
+posterior mean of a Gamma prior centred on the configured rate and worth `eviction_prior_h`
+run-hours, updated by that pool's interruptions and run-hours over the window:
+
+    rate = (configured_rate x prior_h + interruptions) / (prior_h + run_h)
+
+A pool with little history keeps about its configured rate; one with much moves to what it
+measured. The rate prices expected rework only: spot columns stay deadline-safe whatever it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from carbonplan.domain import Attempt, Job, JobState, Market, Plan, Site
+
+FINISHED = (JobState.SUCCEEDED, JobState.FAILED)
+UNFINISHED = (JobState.CANCELLED, JobState.MISSED_DEADLINE)
+
+
+@dataclass
+class Exposure:
+    """A pool's runs, run-hours and interruptions over some period."""
+
+    runs: int = 0
+    run_h: float = 0.0
+    interrupted: int = 0
+
+    @property
+    def per_h(self) -> float | None:
+        """Interruptions per run-hour: the maximum-likelihood hazard of a constant rate."""
+        return self.interrupted / self.run_h if self.run_h > 0 else None
+
+
+def tally(runs: Iterable[tuple[str, float, bool]]) -> dict[str, Exposure]:
+    """(pool, hours, interrupted) per run -> each pool's exposure."""
+    out: dict[str, Exposure] = {}
+    for pool, hours, interrupted in runs:
+        e = out.setdefault(pool, Exposure())
+        e.runs += 1
+        e.run_h += hours
+        e.interrupted += int(interrupted)
+    return out
+
+
+def run_at_end(job: Job) -> Attempt | None:
+    """The run a job that never finished was in when it was cancelled or ended at its deadline
+    (to its reported end, else the time of that change); None if it was not running. Not an
+    interruption of its pool: the job ended, the pool did not take the GPUs back."""
+    if job.state not in UNFINISHED or job.started_at is None or not job.ran_pool:
+        return None
+    end = job.ended_at or job.updated_at
+    return Attempt(job_id=job.id, attempt=job.attempt, pool=job.ran_pool,
+                   started_at=job.started_at, ended_at=max(end, job.started_at),
+                   end_reported=job.ended_at is not None, reason=job.state.value,
+                   done_h=job.done_h, gpu_kwh=job.gpu_kwh, energy_meter=job.energy_meter)
+
+
+def _hours(a: datetime, b: datetime) -> float:
+    return max((b - a).total_seconds(), 0.0) / 3600.0
+
+
+def observed(store: Any, since: datetime, until: datetime) -> dict[str, Exposure]:
+    """Every pool's runs that ended in [since, until): interrupted ones from the store's
+    attempts, the others from the jobs that finished or ended there."""
+    runs = [(a.pool, a.hours, True)
+            for a in store.attempts(ended_since=since, ended_before=until)]
+    for job in store.list_jobs(states=FINISHED + UNFINISHED, updated_since=since):
+        end = run_at_end(job)
+        if end is not None:
+            if since <= end.ended_at < until:
+                runs.append((end.pool, end.hours, False))
+        elif (job.state in FINISHED and job.ran_pool and job.started_at and job.ended_at
+              and since <= job.ended_at < until):
+            runs.append((job.ran_pool, _hours(job.started_at, job.ended_at), False))
+    return tally(runs)
+
+
+def learned(site: Site, seen: dict[str, Exposure], prior_h: float) -> tuple[Site, dict]:
+    """The site with each spot pool's rate updated by what it met; and, per changed pool,
+    {configured, learned, interrupted, run_h} for the plan's record."""
+    pools, changes = [], {}
+    for p in site.pools:
+        e = seen.get(p.name)
+        if p.market != Market.SPOT or e is None or e.run_h <= 0:
+            pools.append(p)
+            continue
+        rate = (p.eviction_rate_per_h * prior_h + e.interrupted) / (prior_h + e.run_h)
+        changes[p.name] = {"configured": p.eviction_rate_per_h, "learned": rate,
+                           "interrupted": e.interrupted, "run_h": round(e.run_h, 3)}
+        pools.append(p.model_copy(update={"eviction_rate_per_h": rate}))
+    return site.model_copy(update={"pools": tuple(pools)}), changes
+
+
+def for_plan(site: Site, store: Any, *, window_h: float | None, prior_h: float,
+             now: datetime) -> tuple[Site, dict]:
+    """The site a plan should use: learned rates when `window_h` is set (`[planner]
+    learn_evictions`), else the site as configured; and the changes to record with the plan."""
+    if not window_h:
+        return site, {}
+    return learned(site, observed(store, now - timedelta(hours=window_h), now), prior_h)
+
+
+def recorded(plan: Plan, changes: dict) -> Plan:
+    """The plan with the learned rates it used in its details (`eviction_rates`)."""
+    if not changes:
+        return plan
+    return plan.model_copy(update={"details": {**plan.details, "eviction_rates": changes}})
