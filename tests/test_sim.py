@@ -262,6 +262,8 @@ def test_simulate_replays_evictions_unless_told_not_to(cli, isolated: Path) -> N
     (["trace.csv", "--runs", "runs.txt"], "--runs"),
     (["trace.csv", "--runs", "no/such/dir/runs.csv"], "--runs"),
     (["trace.csv", "--seed", "x"], "--seed"),
+    (["trace.csv", "--eviction-rate", "-1"], "--eviction-rate"),
+    (["trace.csv", "--eviction-rate", "0.1", "--no-evictions"], "--eviction-rate"),
 ])
 def test_simulate_bad_input(cli, isolated: Path, args: list[str], field: str) -> None:
     write_trace(isolated / "trace.csv", random_rows(1, 3))
@@ -345,6 +347,32 @@ def test_a_job_that_never_checkpoints_loses_the_whole_attempt(tmp_path: Path) ->
     res = sim.results["greedy"]
     assert res.evicted[jid]
     assert hours_of(res.runs[jid].placement) == pytest.approx(6)
+
+
+def test_evictions_can_happen_at_a_rate_plans_do_not_assume(tmp_path: Path) -> None:
+    ckpt = {"checkpoint_every_h": 1, "checkpoint_cost_h": 0.1}
+    # plans assume 0.3/h, none happen: the spot run finishes in one go, with no rework charged
+    jid, sim = replay_one(tmp_path, ckpt, seed=1, eviction_rate=0.0)
+    res = sim.results["greedy"]
+    assert not res.evicted and res.runs[jid].placement.pool == SPOT
+    assert res.runs[jid].placement.cost_usd == pytest.approx(0.5 * 6)
+    assert sim.summary()["settings"]["eviction_rate_per_h"] == 0.0
+    # plans assume none, 0.3/h happen: the same draws as when plans knew the rate
+    blind = EVICTION_SITE.model_copy(update={"pools": tuple(
+        p.model_copy(update={"eviction_rate_per_h": 0.0}) for p in EVICTION_SITE.pools)})
+    trace = load_trace(write_trace(tmp_path / "b.csv", [
+        {"submit": T0.isoformat(), "hours": 6, "deadline_h": 30, **ckpt}]), blind)
+    surprised = simulate(trace, blind, FunctionSignals(lambda z, t: 50.0), policies=["greedy"],
+                         seed=1, eviction_rate=0.3).results["greedy"]
+    _, knew = replay_one(tmp_path, ckpt, seed=1)
+    cut = [(a.start, a.end) for a in surprised.evicted[trace.jobs[0].id]]
+    assert cut and cut == [(a.start, a.end) for a in knew.results["greedy"].evicted[jid]]
+    for bad, why in ((-0.1, "rate per hour"), (float("nan"), "rate per hour")):
+        with pytest.raises(InputError, match=why):
+            simulate(trace, blind, FunctionSignals(lambda z, t: 50.0), eviction_rate=bad)
+    with pytest.raises(InputError, match="needs evictions replayed"):
+        simulate(trace, blind, FunctionSignals(lambda z, t: 50.0), eviction_rate=0.1,
+                 evictions=False)
 
 
 def test_without_eviction_replay_spot_runs_pay_their_expected_rework(tmp_path: Path) -> None:

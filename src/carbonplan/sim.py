@@ -286,9 +286,11 @@ class Replay:
     def __init__(self, policy: str, jobs: Sequence[Job], site: Site, table: ZoneTable, *,
                  t_start: datetime, n_abs: int, slot_h: float, replan_h: float,
                  horizon_h: float, forecast: str, solver: str, time_limit: float,
-                 rel_gap: float, evictions: bool = True, seed: int = 0) -> None:
+                 rel_gap: float, evictions: bool = True, seed: int = 0,
+                 eviction_rate: float | None = None) -> None:
         self.policy, self.site, self.table = policy, site, table
         self.evictions, self.seed = evictions, seed
+        self.eviction_rate = eviction_rate  # what happens on every spot pool; None = assumed
         self.t_start, self.slot_h, self.replan_h = t_start, slot_h, replan_h
         self.horizon_h, self.forecast = horizon_h, forecast
         self.solver, self.time_limit, self.rel_gap = solver, time_limit, rel_gap
@@ -447,7 +449,10 @@ class Replay:
         from carbonplan.planner.instance import SPOT
 
         p = int(sched.pool[j])
-        rate = float(inst.eviction_rate_per_h[p]) if inst.market[p] == SPOT else 0.0
+        if inst.market[p] != SPOT:
+            return False
+        rate = float(inst.eviction_rate_per_h[p]) if self.eviction_rate is None \
+            else self.eviction_rate
         if rate <= 0:
             return False
         attempts = self.result.evicted.get(job.id, [])
@@ -567,9 +572,12 @@ def simulate(trace: Trace, site: Site, signals: Any, *,
              policies: Sequence[str] = POLICIES, slot_h: float = 1.0, replan_h: float = 1.0,
              horizon_h: float = DEFAULT_HORIZON_H, forecast: str = "persistence",
              solver: str = "highs", time_limit: float = 2.0, rel_gap: float = 0.01,
-             evictions: bool = True, seed: int = 0,
+             evictions: bool = True, seed: int = 0, eviction_rate: float | None = None,
              progress: Callable[[str, float], None] | None = None) -> Simulation:
-    """Replay `trace` under each policy (module docstring); `progress(policy, share done)`."""
+    """Replay `trace` under each policy (module docstring); `progress(policy, share done)`.
+
+    `eviction_rate`: evictions happen at this rate (per hour) on every spot pool, whatever
+    rate the site configures and plans assume (None: the configured rates)."""
     from carbonplan.planner.policies import POLICIES as BASELINES
 
     for name in policies:
@@ -579,6 +587,10 @@ def simulate(trace: Trace, site: Site, signals: Any, *,
     if forecast not in FORECASTS:
         raise InputError("--forecast", f"must be one of {', '.join(FORECASTS)}, got "
                                        f"'{forecast}'")
+    if eviction_rate is not None and not (math.isfinite(eviction_rate) and eviction_rate >= 0):
+        raise InputError("--eviction-rate", f"must be a rate per hour >= 0, got {eviction_rate}")
+    if eviction_rate is not None and not evictions:
+        raise InputError("--eviction-rate", "needs evictions replayed (drop --no-evictions)")
     if replan_h <= 0 or abs(replan_h / slot_h - round(replan_h / slot_h)) > 1e-9:
         raise InputError("--replan-h", f"must be a positive multiple of the slot ({slot_h} h)")
     tick = time.perf_counter()
@@ -587,7 +599,7 @@ def simulate(trace: Trace, site: Site, signals: Any, *,
                 "slot_h": slot_h, "replan_h": replan_h,
                 "horizon_h": horizon_h, "forecast": forecast, "solver": solver,
                 "time_limit_s": time_limit, "rel_gap": rel_gap, "evictions": evictions,
-                "seed": seed}
+                "seed": seed, "eviction_rate_per_h": eviction_rate}
     if not jobs:
         return Simulation({p: PolicyResult(p) for p in policies}, trace, None, None, settings,
                           0.0)
@@ -607,7 +619,7 @@ def simulate(trace: Trace, site: Site, signals: Any, *,
         replay = Replay(name, jobs, site, table, t_start=table_start, n_abs=n_abs + round(
             24 / slot_h), slot_h=slot_h, replan_h=replan_h, horizon_h=horizon_h,
             forecast=forecast, solver=solver, time_limit=time_limit, rel_gap=rel_gap,
-            evictions=evictions, seed=seed)
+            evictions=evictions, seed=seed, eviction_rate=eviction_rate)
         t = start
         while not replay.done:
             if not replay.queue and replay.pending:  # idle: on to the next submission

@@ -44,6 +44,10 @@ def simulate(
         help="Replay spot evictions at each pool's rate (seeded), or charge spot runs their "
              "expected rework in $ as plans do.")] = True,
     seed: Annotated[int, typer.Option(help="Seed of the eviction draws.")] = 0,
+    eviction_rate: Annotated[float | None, typer.Option(
+        "--eviction-rate", help="Evictions happen at this rate per hour on every spot pool, "
+                                "while plans still assume the configured rates (what a "
+                                "mis-estimated rate costs).", show_default=False)] = None,
     slack_h: Annotated[float | None, typer.Option(
         "--slack-h", help="sacct traces: deadline = submit + run time + max(this, "
                           "--slack-factor x run time); default 12.", show_default=False)
@@ -84,7 +88,7 @@ def simulate(
         sim = run(data, site, signals, policies=policies, slot_h=cfg.planner.slot_h,
                   replan_h=replan_h, horizon_h=cfg.planner.horizon_h, forecast=forecast,
                   solver=solver, time_limit=time_limit, rel_gap=gap, evictions=evictions,
-                  seed=seed, progress=progress)
+                  seed=seed, eviction_rate=eviction_rate, progress=progress)
     summary = sim.summary()
     if runs_csv is not None:
         summary["runs_csv"] = {"path": runs_csv, "rows": sim.write_runs(runs_csv)}
@@ -158,7 +162,11 @@ def render(s: dict[str, Any]) -> None:
     console.print("vs run-now: change over the jobs both ran (negative saves). Missed: still "
                   "waiting at the deadline (a real site would run them late). "
                   + ("Evicted: spot attempts cut short (their kWh, tCO2e and $ are counted; "
-                     f"seed {st['seed']})." if st["evictions"] else
+                     f"seed {st['seed']}"
+                     + (f"; evictions at {st['eviction_rate_per_h']:g}/h on every spot pool, "
+                        "plans assuming the configured rates"
+                        if st.get("eviction_rate_per_h") is not None else "")
+                     + ")." if st["evictions"] else
                      "Spot evictions not replayed: spot runs pay their expected rework."))
     planner = next((r for r in s["policies"] if "max_gap" in r), None)
     if planner is not None:
