@@ -108,7 +108,11 @@ drop_tmp() {  # DIR: remove the /tmp temp dir a head used (its logs go with it)
   local link=$1/tmp
   [ -L "$link" ] || return 0
   case "${KEEP_RAY_LOGS:-}" in 1) return 0 ;; esac
-  rm -rf "$(readlink "$link")" "$link"
+  # a child of the stopped head may still be writing its last file there: retry for a few seconds
+  local target; target=$(readlink "$link")
+  for _ in $(seq 1 25); do rm -rf "$target" 2>/dev/null && break; sleep 0.2; done
+  [ -e "$target" ] && echo "ray.sh: could not remove $target" >&2
+  rm -f "$link"
 }
 
 case "$cmd" in
