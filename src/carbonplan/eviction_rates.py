@@ -70,17 +70,16 @@ def _hours(a: datetime, b: datetime) -> float:
 
 def observed(store: Any, since: datetime, until: datetime) -> dict[str, Exposure]:
     """Every pool's runs that ended in [since, until): interrupted ones from the store's
-    attempts, the others from the jobs that finished or ended there."""
+    attempts, the others from the jobs that finished or ended there (a job that ended in a run,
+    cancelled or at its deadline, as `run_at_end` counts it)."""
     runs = [(a.pool, a.hours, True)
             for a in store.attempts(ended_since=since, ended_before=until)]
-    for job in store.list_jobs(states=FINISHED + UNFINISHED, updated_since=since):
-        end = run_at_end(job)
-        if end is not None:
-            if since <= end.ended_at < until:
-                runs.append((end.pool, end.hours, False))
-        elif (job.state in FINISHED and job.ran_pool and job.started_at and job.ended_at
-              and since <= job.ended_at < until):
-            runs.append((job.ran_pool, _hours(job.started_at, job.ended_at), False))
+    for r in store.run_spans(FINISHED + UNFINISHED, updated_since=since):
+        if r.started_at is None or not r.pool:
+            continue
+        end = r.ended_at if r.state in FINISHED else r.ended_at or r.updated_at
+        if end is not None and since <= end < until:
+            runs.append((r.pool, _hours(r.started_at, end), False))
     return tally(runs)
 
 

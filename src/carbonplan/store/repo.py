@@ -41,6 +41,18 @@ from carbonplan.store.tables import (
 )
 
 
+@dataclass(frozen=True)
+class RunSpan:
+    """Where and when a job's last run was, and when the job last changed."""
+
+    job_id: int
+    state: JobState
+    pool: str | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    updated_at: datetime
+
+
 class TransitionError(InputError):
     """A state change the job's current state does not allow."""
 
@@ -247,6 +259,19 @@ class Store:
             if limit is not None:
                 q = q.limit(limit)
             return [_job_from_row(r) for r in s.exec(q)]
+
+    def run_spans(self, states: Iterable[JobState], updated_since: datetime,
+                  ) -> list[RunSpan]:
+        """The last run of each job in `states` changed since `updated_since`, without loading
+        whole jobs (a month of a large site's history is read on every plan)."""
+        cols = (JobRow.id, JobRow.state, JobRow.ran_pool, JobRow.started_at, JobRow.ended_at,
+                JobRow.updated_at)
+        with self._read() as s:
+            q = select(*cols).where(
+                col(JobRow.state).in_([JobState(x).value for x in states]),
+                col(JobRow.updated_at) >= updated_since)
+            return [RunSpan(job_id=r[0], state=JobState(r[1]), pool=r[2], started_at=r[3],
+                            ended_at=r[4], updated_at=r[5]) for r in s.exec(q)]
 
     def count_jobs(self) -> dict[str, int]:
         with self._read() as s:
