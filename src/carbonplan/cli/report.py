@@ -66,12 +66,13 @@ def report(
     store = open_store(db, cfg)
     from carbonplan.signals.service import open_signals
 
+    # a job that ended in the period last changed in it or after
     jobs = store.list_jobs(states=[JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED,
-                                   JobState.MISSED_DEADLINE])
+                                   JobState.MISSED_DEADLINE], updated_since=start)
     with open_signals(cfg, store) as signals:
         rep = build_report(jobs, site, signals, since=start, until=end, by=by,
                            slot_h=cfg.planner.slot_h, latest=store.get_plan(),
-                           attempts=store.attempts(ended_before=end))
+                           attempts=store.attempts([j.id for j in jobs]))
     if chart is not None:
         from carbonplan.report import chart as draw
 
