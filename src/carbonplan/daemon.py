@@ -35,7 +35,16 @@ from typing import Any
 import numpy as np
 
 from carbonplan import eligibility
-from carbonplan.domain import ACTIVE_STATES, Attempt, Job, JobState, Placement, Plan, Site
+from carbonplan.domain import (
+    ACTIVE_STATES,
+    TERMINAL_STATES,
+    Attempt,
+    Job,
+    JobState,
+    Placement,
+    Plan,
+    Site,
+)
 from carbonplan.executors.apply import apply_actions
 from carbonplan.executors.base import Action, ActionKind, Executor
 from carbonplan.faults import checkpoint
@@ -511,8 +520,7 @@ class Daemon:
         their GPUs' measured energy (NVML, local executor) or else the power model over the run
         time, times PUE, at the carbon intensity of their zone while they ran (signals'
         history), plus the embodied share; `carbonplan report`'s figures."""
-        done = self.store.list_jobs(states=[JobState.SUCCEEDED, JobState.FAILED,
-                                            JobState.CANCELLED, JobState.MISSED_DEADLINE])
+        done = self.store.list_jobs(states=TERMINAL_STATES)
         new = [j for j in done if j.id not in self._realized]
         runs: dict[int, list[Attempt]] = {}
         for a in self.store.attempts([j.id for j in new]) if new else ():
@@ -522,17 +530,10 @@ class Daemon:
         return sum(self._realized[j.id] for j in done)
 
     def _job_realized_kg(self, job: Job, attempts: list[Attempt] | None = None) -> float:
-        from carbonplan.eviction_rates import run_at_end
-        from carbonplan.report import job_footprint, read_intensity, unfinished_footprint
+        from carbonplan.report import ended_footprint, read_intensity
 
-        intensity = read_intensity(self.signals, self.settings.slot_h)
-        if job.state in (JobState.SUCCEEDED, JobState.FAILED):
-            fp = job_footprint(job, self.site, intensity, run_now=False,
-                               attempts=attempts or ())
-        else:
-            end = run_at_end(job)
-            runs = [*(attempts or ()), *([end] if end is not None else [])]
-            fp = unfinished_footprint(job, self.site, intensity, runs) if runs else None
+        fp = ended_footprint(job, self.site, read_intensity(self.signals, self.settings.slot_h),
+                             attempts or (), run_now=False)
         return fp.whole.total_kg if fp is not None else 0.0
 
 

@@ -50,6 +50,8 @@ TERMINAL_STATES = frozenset(
     {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.MISSED_DEADLINE}
 )
 ACTIVE_STATES = frozenset(set(JobState) - TERMINAL_STATES)
+FINISHED_STATES = (JobState.SUCCEEDED, JobState.FAILED)      # it ran to its end
+UNFINISHED_STATES = (JobState.CANCELLED, JobState.MISSED_DEADLINE)  # ended without running out
 
 # Allowed transitions. A job goes back to queued when it is preempted or its placement is dropped.
 # An executor that runs jobs itself (Slurm) may report a job finished that carbonplan never saw

@@ -15,15 +15,22 @@ measured. The rate prices expected rework only: spot columns stay deadline-safe 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from carbonplan.domain import Attempt, Job, JobState, Market, Plan, Site
-
-FINISHED = (JobState.SUCCEEDED, JobState.FAILED)
-UNFINISHED = (JobState.CANCELLED, JobState.MISSED_DEADLINE)
+from carbonplan.domain import (
+    FINISHED_STATES,
+    TERMINAL_STATES,
+    UNFINISHED_STATES,
+    Attempt,
+    Job,
+    JobState,
+    Market,
+    Plan,
+    Site,
+)
 
 
 @dataclass
@@ -51,21 +58,35 @@ def tally(runs: Iterable[tuple[str, float, bool]]) -> dict[str, Exposure]:
     return out
 
 
-def run_at_end(job: Job) -> Attempt | None:
-    """The run a job that never finished was in when it was cancelled or ended at its deadline
-    (to its reported end, else the time of that change); None if it was not running. Not an
-    interruption of its pool: the job ended, the pool did not take the GPUs back."""
-    if job.state not in UNFINISHED or job.started_at is None or not job.ran_pool:
+def last_run_end(state: JobState, started_at: datetime | None, ended_at: datetime | None,
+                 updated_at: datetime) -> datetime | None:
+    """When a terminal job's last run ended: its reported end; for a job cancelled or stopped
+    at its deadline while running, the time of that change when none was reported."""
+    if started_at is None:
         return None
-    end = job.ended_at or job.updated_at
+    end = ended_at if state in FINISHED_STATES else ended_at or updated_at
+    return None if end is None else max(end, started_at)
+
+
+def run_at_end(job: Job) -> Attempt | None:
+    """The run a job that never finished was in when it was cancelled or ended at its deadline;
+    None if it was not running. Not an interruption of its pool: the job ended, the pool did not
+    take the GPUs back."""
+    if job.state not in UNFINISHED_STATES or not job.ran_pool:
+        return None
+    end = last_run_end(job.state, job.started_at, job.ended_at, job.updated_at)
+    if job.started_at is None or end is None:
+        return None
     return Attempt(job_id=job.id, attempt=job.attempt, pool=job.ran_pool,
-                   started_at=job.started_at, ended_at=max(end, job.started_at),
+                   started_at=job.started_at, ended_at=end,
                    end_reported=job.ended_at is not None, reason=job.state.value,
                    done_h=job.done_h, gpu_kwh=job.gpu_kwh, energy_meter=job.energy_meter)
 
 
-def _hours(a: datetime, b: datetime) -> float:
-    return max((b - a).total_seconds(), 0.0) / 3600.0
+def unfinished_runs(job: Job, attempts: Sequence[Attempt]) -> list[Attempt]:
+    """Every run of a job that never finished: its interrupted runs, then the one it ended in."""
+    end = run_at_end(job)
+    return [*attempts, *([end] if end is not None else [])]
 
 
 def observed(store: Any, since: datetime, until: datetime) -> dict[str, Exposure]:
@@ -74,12 +95,10 @@ def observed(store: Any, since: datetime, until: datetime) -> dict[str, Exposure
     cancelled or at its deadline, as `run_at_end` counts it)."""
     runs = [(a.pool, a.hours, True)
             for a in store.attempts(ended_since=since, ended_before=until)]
-    for r in store.run_spans(FINISHED + UNFINISHED, updated_since=since):
-        if r.started_at is None or not r.pool:
-            continue
-        end = r.ended_at if r.state in FINISHED else r.ended_at or r.updated_at
-        if end is not None and since <= end < until:
-            runs.append((r.pool, _hours(r.started_at, end), False))
+    for r in store.run_spans(TERMINAL_STATES, updated_since=since):
+        end = last_run_end(r.state, r.started_at, r.ended_at, r.updated_at)
+        if r.pool and r.started_at is not None and end is not None and since <= end < until:
+            runs.append((r.pool, (end - r.started_at).total_seconds() / 3600.0, False))
     return tally(runs)
 
 

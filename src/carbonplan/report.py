@@ -26,20 +26,27 @@ from typing import Any
 import numpy as np
 
 from carbonplan import eligibility
-from carbonplan.domain import Attempt, Job, JobState, Market, Plan, Site
+from carbonplan.domain import (
+    FINISHED_STATES,
+    UNFINISHED_STATES,
+    Attempt,
+    Job,
+    Market,
+    Plan,
+    Site,
+)
 from carbonplan.energy.formulas import (
     MIG_SLICES_PER_GPU,
     embodied_kg,
     emissions_kg,
     energy_kwh,
 )
-from carbonplan.eviction_rates import UNFINISHED, run_at_end, tally
+from carbonplan.eviction_rates import run_at_end, tally, unfinished_runs
 from carbonplan.signals.series import floor_time
 
 log = logging.getLogger("carbonplan.report")
 
 GROUPS = ("region", "pool", "project", "user")
-FINISHED = (JobState.SUCCEEDED, JobState.FAILED)
 
 # mean gCO2e/kWh of a zone over [start, end)
 Intensity = Callable[[str, datetime, datetime], float]
@@ -90,7 +97,7 @@ class JobFootprint:
 
     @property
     def finished(self) -> bool:
-        return self.state in {s.value for s in FINISHED}
+        return self.state in {s.value for s in FINISHED_STATES}
 
 
 def run_footprint(opt: eligibility.PoolOption, site: Site, hours: float, ci_g_per_kwh: float,
@@ -184,6 +191,16 @@ def unfinished_footprint(job: Job, site: Site, intensity: Intensity,
                         started_at=attempts[0].started_at, ended_at=last.ended_at,
                         measured=False, actual=Footprint(0.0, 0.0, 0.0, 0.0),
                         interrupted_runs=n, interrupted=lost)
+
+
+def ended_footprint(job: Job, site: Site, intensity: Intensity, attempts: Sequence[Attempt],
+                    *, run_now: bool = True) -> JobFootprint | None:
+    """The footprint of a job that ended, whichever way: `job_footprint` for one that finished,
+    `unfinished_footprint` over every run of one that did not."""
+    if job.state in FINISHED_STATES:
+        return job_footprint(job, site, intensity, run_now=run_now, attempts=attempts)
+    runs = unfinished_runs(job, attempts)
+    return unfinished_footprint(job, site, intensity, runs) if runs else None
 
 
 def read_intensity(signals: Any, slot_h: float = 1.0) -> Intensity:
@@ -295,7 +312,7 @@ def projected(plan_id: int, plan: Plan) -> dict[str, Any]:
 
 
 def finished_between(jobs: Iterable[Job], since: datetime, until: datetime) -> list[Job]:
-    return [j for j in jobs if j.state in FINISHED and j.ended_at is not None
+    return [j for j in jobs if j.state in FINISHED_STATES and j.ended_at is not None
             and since <= j.ended_at < until]
 
 
@@ -340,9 +357,8 @@ def build_report(jobs: Sequence[Job], site: Site, signals: Any, *, since: dateti
     for a in sorted(attempts, key=lambda a: (a.ended_at, a.attempt)):
         runs.setdefault(a.job_id, []).append(a)
     ends = {j.id: end for j in jobs if (end := run_at_end(j)) is not None}
-    # every run of a job that never finished, the one it ended in last
-    spent = {j.id: [*runs.get(j.id, ()), *([ends[j.id]] if j.id in ends else [])]
-             for j in jobs if j.state in UNFINISHED}
+    spent = {j.id: unfinished_runs(j, runs.get(j.id, ())) for j in jobs
+             if j.state in UNFINISHED_STATES}
     done = finished_between(jobs, since, until)
     gave_up = [j for j in jobs if spent.get(j.id) and since <= spent[j.id][-1].ended_at < until]
     records: list[JobFootprint] = []

@@ -40,7 +40,7 @@ def report(
     """Realized and projected tCO2e and $, with the saving against running every job at once."""
     from datetime import UTC, datetime
 
-    from carbonplan.domain import JobState
+    from carbonplan.domain import TERMINAL_STATES
     from carbonplan.errors import InputError
     from carbonplan.report import GROUPS, build_report
     from carbonplan.timeparse import parse_duration, parse_time
@@ -67,8 +67,7 @@ def report(
     from carbonplan.signals.service import open_signals
 
     # a job that ended in the period last changed in it or after
-    jobs = store.list_jobs(states=[JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED,
-                                   JobState.MISSED_DEADLINE], updated_since=start)
+    jobs = store.list_jobs(states=TERMINAL_STATES, updated_since=start)
     with open_signals(cfg, store) as signals:
         rep = build_report(jobs, site, signals, since=start, until=end, by=by,
                            slot_h=cfg.planner.slot_h, latest=store.get_plan(),

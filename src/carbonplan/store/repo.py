@@ -356,13 +356,13 @@ class Store:
             q = q.where(col(AttemptRow.ended_at) >= ended_since)
         if ended_before is not None:
             q = q.where(col(AttemptRow.ended_at) < ended_before)
-        ids = None if job_ids is None else sorted(set(job_ids))
-        rows: list[AttemptRow] = []
         with self._read() as s:
-            if ids is None:
+            if job_ids is None:
                 rows = list(s.exec(q))
-            for i in range(0, len(ids or ()), 500):  # SQLite's bound-parameter limit
-                rows += s.exec(q.where(col(AttemptRow.job_id).in_(ids[i:i + 500])))
+            else:
+                ids = sorted(set(job_ids))
+                rows = [r for i in range(0, len(ids), 500)  # SQLite's bound-parameter limit
+                        for r in s.exec(q.where(col(AttemptRow.job_id).in_(ids[i:i + 500])))]
             out = [_attempt_from_row(r) for r in rows]
         return sorted(out, key=lambda a: (a.ended_at, a.job_id, a.attempt))
 
