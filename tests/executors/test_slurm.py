@@ -435,7 +435,74 @@ def test_poll_falls_back_to_sacct_c_then_accounting(fake, store) -> None:
                            "central": {"slurm_conf": "/etc/central/slurm.conf"}})
     ex = SlurmExecutor(cfg.executor.slurm, cfg.to_site(), run=sacct)
     assert [u.state for u in ex.poll([job])] == [JobState.RUNNING, JobState.SUCCEEDED]
-    assert fake.calls[-1][1][:3] == ["sacct", "-X", "-P"]
+    assert fake.calls[-1][1][:4] == ["sacct", "-D", "-X", "-P"]  # -D: requeued runs too
+
+
+def apply_updates(store, job, updates, now: datetime):
+    """Record what poll() reports at `now`, as the daemon does; the job after."""
+    for u in updates:
+        fields = {k: v for k, v in (("started_at", u.started_at), ("ended_at", u.ended_at))
+                  if v is not None}
+        if u.extra.get("pool"):
+            fields["ran_pool"] = u.extra["pool"]
+        job = store.transition(job.id, u.state, reason=u.reason, actor="slurm", updates=fields,
+                               now=now)
+    return job
+
+
+def test_requeues_between_polls_and_a_lagging_accounting(fake, store) -> None:
+    """What a real cluster shows only by chance (tests/integration/slurm/test_requeue.py runs
+    the common cases): two runs requeued while the job was only planned, and slurmdbd not yet
+    holding the record of a requeue the daemon saw."""
+    rows: list[str] = []
+
+    def run(argv, *, env, **kw):
+        if argv[0] == "sacct":
+            fake.calls.append((env["SLURM_CONF"], argv))
+            return subprocess.CompletedProcess(argv, 0, "".join(rows), "")
+        return fake(argv, env=env, **kw)
+
+    cfg = config(clusters={"north": {"slurm_conf": "/etc/north/slurm.conf", "accounting": True},
+                           "central": {"slurm_conf": "/etc/central/slurm.conf"}})
+    ex = SlurmExecutor(cfg.executor.slurm, cfg.to_site(), run=run)
+    job = stored(store, ex, fake, squeue_job(1))
+    store.transition(job.id, JobState.PLANNED, reason="plan 1", actor="daemon")
+    job = store.get_job(job.id)
+    t = int(job.updated_at.timestamp()) + 10
+    rec = fake.jobs["/etc/north/slurm.conf"][0]
+    # two runs ended by requeues while nobody polled; the third runs now
+    rec.update(job_state="RUNNING", start_time=t + 200, restart_cnt=2)
+    rows[:] = [f"1|REQUEUED|gpu|{t}|{t + 60}|0:0\n", f"1|NODE_FAIL|gpu|{t + 70}|{t + 90}|0:0\n",
+               f"1|RUNNING|gpu|{t + 200}|Unknown|0:0\n"]
+    ups = ex.poll([job])
+    assert [(u.state, u.started_at and int(u.started_at.timestamp()),
+             u.ended_at and int(u.ended_at.timestamp())) for u in ups] == [
+        (JobState.RUNNING, t, None), (JobState.QUEUED, t, t + 60),
+        (JobState.RUNNING, t + 70, None), (JobState.QUEUED, t + 70, t + 90),
+        (JobState.RUNNING, t + 200, None)]
+    assert ups[3].reason == "requeued by Slurm (NODE_FAIL)"
+    job = apply_updates(store, job, ups, now=datetime.fromtimestamp(t + 300, UTC))
+    assert [(a.started_at, a.ended_at, a.end_reported, a.pool) for a in store.attempts()] == [
+        (datetime.fromtimestamp(t, UTC), datetime.fromtimestamp(t + 60, UTC), True,
+         "north/a100-80gb/owned"),
+        (datetime.fromtimestamp(t + 70, UTC), datetime.fromtimestamp(t + 90, UTC), True,
+         "north/a100-80gb/owned")]
+    assert ex.poll([job]) == []  # the same picture: nothing new, and no read of accounting
+    assert sum(a[0] == "sacct" for _, a in fake.calls) == 1
+
+    # requeued again: seen pending before slurmdbd has the record -> back in the queue now,
+    # ended when seen; the record arriving later is not a second run
+    rec.update(job_state="PENDING", start_time=t + 500, restart_cnt=3)
+    (u,) = ex.poll([job])
+    assert u.state == JobState.QUEUED and u.ended_at is None
+    job = apply_updates(store, job, [u], now=datetime.fromtimestamp(t + 600, UTC))
+    rows[2:] = [f"1|REQUEUED|gpu|{t + 200}|{t + 260}|0:0\n",
+                "1|PENDING|gpu|Unknown|Unknown|0:0\n"]
+    assert ex.poll([job]) == []
+    fresh = SlurmExecutor(cfg.executor.slurm, cfg.to_site(), run=run)  # a restarted daemon
+    assert fresh.poll([job]) == []
+    (a3,) = store.attempts()[2:]
+    assert a3.started_at == datetime.fromtimestamp(t + 200, UTC) and not a3.end_reported
 
 
 def test_a_finished_record_without_its_partition_keeps_the_pool_the_job_was_seen_in(

@@ -128,6 +128,8 @@ class SlurmExecutor:
             self.gres_to_gpu[gres] = (acc, mig or None)
             gpu_to_gres.setdefault((acc, mig or None), gres)
         self.targets: dict[str, Target] = {}
+        # restart_cnt of each live job at the last poll, (cluster, job id) -> count
+        self._restarts: dict[tuple[str, int], int] = {}
         for p in site.pools:
             if "cluster" in p.labels and "partition" in p.labels:
                 self.targets[p.name] = Target(
@@ -175,6 +177,7 @@ class SlurmExecutor:
                 by_cluster[ref[0]].append((job, ref[1]))
         updates: list[JobUpdate] = []
         listed: dict[str, dict[int, dict[str, Any]]] = {}  # each cluster's squeue, once
+        seen, self._restarts = self._restarts, {}  # only jobs still in a queue stay
 
         def queue(name: str) -> dict[int, dict[str, Any]]:
             if name not in listed:
@@ -182,6 +185,7 @@ class SlurmExecutor:
             return listed[name]
 
         for name, items in by_cluster.items():
+            cli = self.clusters[name]
             try:
                 live: dict[int, tuple[str, dict[str, Any]]] = {}
                 ran_in: dict[int, str] = {}
@@ -195,15 +199,30 @@ class SlurmExecutor:
                     if rec is not None:
                         live[jid] = (where, rec)
                 gone = [jid for _, jid in items if jid not in live]
-                done = self.clusters[name].finished(gone, ran_in) if gone else {}
+                history: dict[int, list[Finished]] = {}
+                if self.settings.federation:
+                    done = cli.finished(gone, ran_in) if gone else {}
+                else:  # one read gives the final run and the runs requeues ended before it
+                    asked = gone + [jid for job, jid in items if jid in live
+                                    and self._requeued(job, name, jid, live[jid][1], seen)]
+                    history = cli.runs(asked) if asked else {}
+                    done = {jid: history[jid][-1] for jid in gone if jid in history}
             except SlurmError as exc:
                 log.warning("poll: cluster %s skipped: %s", name, exc)
                 continue
             for job, jid in items:
                 if jid in live:
-                    updates += self._updates_live(job, *live[jid])
+                    where, rec = live[jid]
+                    current = _when(_epoch(rec.get("start_time")))
+                    if base_state(str(rec.get("job_state", ""))) in PENDING_STATES:
+                        current = None  # a pending job's start_time is only an estimate
+                    earlier, job = self._interrupted(job, where, history.get(jid, []), current)
+                    updates += earlier + self._updates_live(job, where, rec)
                 elif jid in done:
-                    updates += self._updates_done(job, done[jid].cluster or name, done[jid])
+                    f = done[jid]
+                    earlier, job = self._interrupted(job, f.cluster or name,
+                                                     history.get(jid, [])[:-1], f.started_at)
+                    updates += earlier + self._updates_done(job, f.cluster or name, f)
         return updates
 
     def logs(self, job: Job, tail: int | None = None) -> str:
@@ -538,6 +557,56 @@ class SlurmExecutor:
         return ActionResult(ok=True, ref=f"{ref[0]}:{ref[1]}", detail="scancel sent")
 
     # -- poll ----------------------------------------------------------------------------------
+
+    def _requeued(self, job: Job, cluster: str, jid: int, rec: dict[str, Any],
+                  seen: dict[tuple[str, int], int]) -> bool:
+        """Whether a requeue may have ended a run since the last poll: the job went back to
+        pending, runs again from a later start, or Slurm counts more restarts than when last
+        seen (each daemon asks once after it starts; a requeue it saw is not counted twice,
+        see `_interrupted`)."""
+        restarts = _epoch(rec.get("restart_cnt"))
+        self._restarts[(cluster, jid)] = restarts
+        if restarts > seen.get((cluster, jid), 0):
+            return True
+        if job.state != JobState.RUNNING:
+            return False
+        state = base_state(str(rec.get("job_state", "")))
+        if state in PENDING_STATES:
+            return True
+        started = _when(_epoch(rec.get("start_time")))
+        return (job.started_at is not None and started is not None
+                and started > job.started_at)
+
+    def _interrupted(self, job: Job, cluster: str, records: Sequence[Finished],
+                     current: datetime | None) -> tuple[list[JobUpdate], Job]:
+        """The runs a requeue ended that carbonplan has not closed yet, as updates (started,
+        then back in the queue with the run's end as Slurm recorded it), and the job as they
+        leave it. A run it closed ended before the job's last change; the run it saw running
+        is the one that starts at its `started_at` (squeue, sacct and jobcomp all give
+        slurmctld's start to the second, so a run is known by its start)."""
+        if job.state == JobState.RUNNING and job.started_at is not None:
+            since = job.started_at
+        else:
+            since = job.updated_at
+        out: list[JobUpdate] = []
+        for r in records:
+            # a requeue ends only a run that started, however short (Slurm's times are whole
+            # seconds: a run requeued within its first second starts and ends at once)
+            if (r.started_at is None or r.ended_at is None or r.started_at > r.ended_at
+                    or r.started_at < since
+                    or r.started_at == current):
+                continue
+            extra = {"cluster": cluster, "partition": r.partition, "slurm_state": r.state,
+                     "pool": (self._pool_of(job, cluster, r.partition, "") if r.partition
+                              else "") or job.ran_pool or ""}
+            if job.state != JobState.RUNNING or job.started_at != r.started_at:
+                out.append(JobUpdate(job.id, JobState.RUNNING, reason=f"ran in {r.partition}",
+                                     started_at=r.started_at, extra=extra))
+            why = "" if r.state in PENDING_STATES else f" ({r.state})"
+            out.append(JobUpdate(job.id, JobState.QUEUED, reason=f"requeued by Slurm{why}",
+                                 started_at=r.started_at, ended_at=r.ended_at, extra=extra))
+            job = job.model_copy(update={"state": JobState.QUEUED, "started_at": None})
+        return out, job
 
     def _pool_of(self, job: Job, cluster: str, partition: str, tres: str) -> str:
         """The pool a job ran in: its partition and its GPU (as Slurm says, else as asked)."""

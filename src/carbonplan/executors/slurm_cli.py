@@ -102,24 +102,36 @@ class ClusterCli:
         ids = sorted(set(job_ids))
         if not ids:
             return {}
-        if not self.accounting and self.jobcomp:
-            return read_jobcomp(Path(self.jobcomp), ids)
-        fields = SACCT_FEDERATION_FIELDS if self.federation else SACCT_FIELDS
-        argv = ["sacct", "-P", "-n", "-o", fields, "-j", ",".join(map(str, ids))]
-        if self.federation:
-            argv[1:1] = ["-X", "--federation"]
-        elif self.accounting:
-            argv[1:1] = ["-X"]
-        else:
-            argv[1:1] = ["-c"]  # jobcomp/filetxt through sacct
+        if not self.federation:  # the last record wins (a requeued job's final run)
+            return {jid: rs[-1] for jid, rs in self.runs(ids).items()}
+        argv = ["sacct", "-X", "--federation", "-P", "-n", "-o", SACCT_FEDERATION_FIELDS,
+                "-j", ",".join(map(str, ids))]
         rows: dict[int, list[Finished]] = {}
         for row in self.call(argv).splitlines():
             f = parse_sacct_row(row)
             if f is not None and f.job_id in ids:
                 rows.setdefault(f.job_id, []).append(f)
-        if not self.federation:  # the last record wins (a requeued job's final run)
-            return {jid: rs[-1] for jid, rs in rows.items()}
         return {jid: federated_record(rs, (ran_in or {}).get(jid)) for jid, rs in rows.items()}
+
+    def runs(self, job_ids: Iterable[int]) -> dict[int, list[Finished]]:
+        """Every record Slurm kept of each job, oldest first: one per run that a requeue ended
+        (accounting's REQUEUED rows with `sacct -D`; jobcomp writes a line at each requeue)
+        before the current or final one. A single cluster's view (not for federations)."""
+        ids = sorted(set(job_ids))
+        if not ids:
+            return {}
+        if not self.accounting and self.jobcomp:
+            return read_jobcomp_runs(Path(self.jobcomp), ids)
+        # accounting: -D keeps the requeued runs, -X leaves out steps; else jobcomp/filetxt
+        # through sacct, which lists every line anyway
+        argv = ["sacct", *(("-D", "-X") if self.accounting else ("-c",)), "-P", "-n", "-o",
+                SACCT_FIELDS, "-j", ",".join(map(str, ids))]
+        rows: dict[int, list[Finished]] = {}
+        for row in self.call(argv).splitlines():
+            f = parse_sacct_row(row)
+            if f is not None and f.job_id in ids:
+                rows.setdefault(f.job_id, []).append(f)
+        return rows
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -135,8 +147,14 @@ class ClusterCli:
 
 def read_jobcomp(path: Path, ids: Sequence[int]) -> dict[int, Finished]:
     """The completion records of `ids` in a jobcomp/filetxt file (the last one per job)."""
+    return {jid: rs[-1] for jid, rs in read_jobcomp_runs(path, ids).items()}
+
+
+def read_jobcomp_runs(path: Path, ids: Sequence[int]) -> dict[int, list[Finished]]:
+    """Every line of `ids` in a jobcomp/filetxt file, oldest first: Slurm writes one when a
+    requeue ends a run (JobState=PENDING, the run's start and end) and one at completion."""
     wanted = set(ids)
-    out: dict[int, Finished] = {}
+    out: dict[int, list[Finished]] = {}
     try:
         with open(path, errors="replace") as fh:
             for line in fh:
@@ -144,7 +162,7 @@ def read_jobcomp(path: Path, ids: Sequence[int]) -> dict[int, Finished]:
                     continue
                 f = parse_jobcomp_line(line)
                 if f is not None and f.job_id in wanted:
-                    out[f.job_id] = f
+                    out.setdefault(f.job_id, []).append(f)
     except FileNotFoundError:
         return {}  # no job has finished yet
     except OSError as exc:
