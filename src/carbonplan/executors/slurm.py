@@ -50,6 +50,7 @@ from carbonplan.executors.slurm_formats import (
     Finished,
     Tag,
     base_state,
+    final_record,
     has_word,
     hours_estimate,
     parse_tag,
@@ -199,14 +200,12 @@ class SlurmExecutor:
                     if rec is not None:
                         live[jid] = (where, rec)
                 gone = [jid for _, jid in items if jid not in live]
-                history: dict[int, list[Finished]] = {}
-                if self.settings.federation:
-                    done = cli.finished(gone, ran_in) if gone else {}
-                else:  # one read gives the final run and the runs requeues ended before it
-                    asked = gone + [jid for job, jid in items if jid in live
-                                    and self._requeued(job, name, jid, live[jid][1], seen)]
-                    history = cli.runs(asked) if asked else {}
-                    done = {jid: history[jid][-1] for jid in gone if jid in history}
+                # one read gives a finished job's last run and the runs requeues ended before
+                asked = gone + [jid for job, jid in items if jid in live
+                                and self._requeued(job, live[jid][0], jid, live[jid][1], seen)]
+                history = cli.runs(asked) if asked else {}
+                done = {jid: final_record(history[jid], ran_in.get(jid))
+                        for jid in gone if jid in history}
             except SlurmError as exc:
                 log.warning("poll: cluster %s skipped: %s", name, exc)
                 continue
@@ -216,13 +215,16 @@ class SlurmExecutor:
                     current = _when(_epoch(rec.get("start_time")))
                     if base_state(str(rec.get("job_state", ""))) in PENDING_STATES:
                         current = None  # a pending job's start_time is only an estimate
-                    earlier, job = self._interrupted(job, where, history.get(jid, []), current)
+                    earlier, job = self._interrupted(job, where, [
+                        r for r in history.get(jid, []) if r.cluster in ("", where)], current)
                     updates += earlier + self._updates_live(job, where, rec)
                 elif jid in done:
                     f = done[jid]
-                    earlier, job = self._interrupted(job, f.cluster or name,
-                                                     history.get(jid, [])[:-1], f.started_at)
-                    updates += earlier + self._updates_done(job, f.cluster or name, f)
+                    where = f.cluster or name  # a federation's records name their cluster
+                    earlier, job = self._interrupted(job, where, [
+                        r for r in history[jid] if r is not f and r.cluster == f.cluster],
+                        f.started_at)
+                    updates += earlier + self._updates_done(job, where, f)
         return updates
 
     def logs(self, job: Job, tail: int | None = None) -> str:

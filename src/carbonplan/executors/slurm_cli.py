@@ -20,7 +20,7 @@ from carbonplan.executors.slurm_formats import (
     SACCT_FEDERATION_FIELDS,
     SACCT_FIELDS,
     Finished,
-    federated_record,
+    final_record,
     parse_jobcomp_line,
     parse_sacct_row,
 )
@@ -94,29 +94,17 @@ class ClusterCli:
 
     def finished(self, job_ids: Iterable[int], ran_in: Mapping[int, str] | None = None,
                  ) -> dict[int, Finished]:
-        """Jobs that left the queue: from accounting (sacct), else the completion log.
-
-        In a federation a job's records are on every cluster that held a sibling of it;
-        `ran_in` names the cluster a job was last seen on (see `federated_record`).
-        """
-        ids = sorted(set(job_ids))
-        if not ids:
-            return {}
-        if not self.federation:  # the last record wins (a requeued job's final run)
-            return {jid: rs[-1] for jid, rs in self.runs(ids).items()}
-        argv = ["sacct", "-X", "--federation", "-P", "-n", "-o", SACCT_FEDERATION_FIELDS,
-                "-j", ",".join(map(str, ids))]
-        rows: dict[int, list[Finished]] = {}
-        for row in self.call(argv).splitlines():
-            f = parse_sacct_row(row)
-            if f is not None and f.job_id in ids:
-                rows.setdefault(f.job_id, []).append(f)
-        return {jid: federated_record(rs, (ran_in or {}).get(jid)) for jid, rs in rows.items()}
+        """Jobs that left the queue: from accounting (sacct), else the completion log; the
+        record of each job's last run (`final_record`; `ran_in` names the cluster a federated
+        job was last seen on)."""
+        return {jid: final_record(rs, (ran_in or {}).get(jid))
+                for jid, rs in self.runs(job_ids).items()}
 
     def runs(self, job_ids: Iterable[int]) -> dict[int, list[Finished]]:
         """Every record Slurm kept of each job, oldest first: one per run that a requeue ended
         (accounting's REQUEUED rows with `sacct -D`; jobcomp writes a line at each requeue)
-        before the current or final one. A single cluster's view (not for federations)."""
+        before the current or final one. In a federation, the records of every cluster that
+        held a sibling, each naming its cluster."""
         ids = sorted(set(job_ids))
         if not ids:
             return {}
@@ -124,10 +112,14 @@ class ClusterCli:
             return read_jobcomp_runs(Path(self.jobcomp), ids)
         # accounting: -D keeps the requeued runs, -X leaves out steps; else jobcomp/filetxt
         # through sacct, which lists every line anyway
-        argv = ["sacct", *(("-D", "-X") if self.accounting else ("-c",)), "-P", "-n", "-o",
-                SACCT_FIELDS, "-j", ",".join(map(str, ids))]
+        if self.federation:
+            how: tuple[str, ...] = ("-D", "-X", "--federation")
+        else:
+            how = ("-D", "-X") if self.accounting else ("-c",)
+        fields = SACCT_FEDERATION_FIELDS if self.federation else SACCT_FIELDS
         rows: dict[int, list[Finished]] = {}
-        for row in self.call(argv).splitlines():
+        for row in self.call(["sacct", *how, "-P", "-n", "-o", fields, "-j",
+                              ",".join(map(str, ids))]).splitlines():
             f = parse_sacct_row(row)
             if f is not None and f.job_id in ids:
                 rows.setdefault(f.job_id, []).append(f)

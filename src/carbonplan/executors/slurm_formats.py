@@ -205,3 +205,15 @@ def federated_record(records: list[Finished], ran_in: str | None) -> Finished:
         return (r.ended_at - r.started_at).total_seconds()
 
     return max(reversed(records), key=ran_s)
+
+
+def final_record(records: list[Finished], ran_in: str | None = None) -> Finished:
+    """The record of a job's last run among all Slurm kept of it (oldest first): the last one,
+    or in a federation the last one of each cluster, of which `federated_record` picks."""
+    last: dict[str, Finished] = {}
+    for r in records:
+        last.pop(r.cluster, None)  # keep the clusters in the order of their last records
+        last[r.cluster] = r
+    if len(last) == 1:
+        return records[-1]
+    return federated_record(list(last.values()), ran_in)

@@ -22,6 +22,7 @@ from carbonplan.executors.slurm_formats import FINAL_STATES
 
 from .conftest import Cluster, site_config, wait_for, wait_state
 from .test_executor import REPORT, admit, announce
+from .test_requeue import check_requeues
 
 pytestmark = pytest.mark.slurm
 
@@ -122,6 +123,13 @@ def test_a_job_that_stays_is_read_from_its_own_run_not_a_failed_sibling(
     rec = wait_for("north's finished record", lambda: (f := fed.clusters["north"].finished(
         [jid]).get(jid)) and f.cluster == "north" and f.state in FINAL_STATES and f, timeout=120)
     assert (rec.state, rec.cluster) == ("COMPLETED", "north")
+
+
+def test_runs_a_requeue_ended_are_read_from_the_cluster_that_ran_them(
+        north: Cluster, fed: SlurmExecutor, store) -> None:
+    """In a federation `sacct -D --federation` lists central's sibling records (FAILED, never
+    ran) beside north's REQUEUED runs: only north's count."""
+    check_requeues(fed, store, north, "north-a/a100-80gb/owned", "a100")
 
 
 def test_a_fail_closed_job_moved_at_its_slot_runs_there(

@@ -35,9 +35,15 @@ def test_every_run_a_requeue_ends_is_an_attempt(source: str, north: Cluster, cen
     if opts.get("accounting") and os.environ.get("CARBONPLAN_TEST_SLURM_ACCOUNTING") != "1":
         pytest.skip("no slurmdbd: scripts/test starts one when slurmdbd and MariaDB are "
                     "installed")
-    cluster = {"north": north, "central": central}[name]
     cfg = site_config(slurm_conf("north"), slurm_conf("central"), **opts)
     ex = SlurmExecutor(cfg.executor.slurm, cfg.to_site())
+    check_requeues(ex, store, {"north": north, "central": central}[name], pool, gres)
+
+
+def check_requeues(ex: SlurmExecutor, store, cluster: Cluster, pool: str, gres: str) -> None:
+    """A job requeued three times on `cluster`: seen pending again, then requeued and
+    restarted between two polls, then requeued, restarted and finished between two polls."""
+    name = cluster.name
     jid, err = cluster.sbatch("--qos=carbon", "-t", "5", f"--gres=gpu:{gres}:1", "--requeue",
                               "--deadline=now+2hours", script=SCRIPT)
     assert jid is not None, err
@@ -98,7 +104,7 @@ def test_every_run_a_requeue_ends_is_an_attempt(source: str, north: Cluster, cen
     assert a0.reason.startswith("requeued by Slurm")
 
     # a daemon that starts now sees restart_cnt 1 and reads the records: nothing new
-    fresh = SlurmExecutor(cfg.executor.slurm, cfg.to_site())
+    fresh = SlurmExecutor(ex.settings, ex.site)
     assert fresh.poll([store.get_job(job.id)]) == []
 
     # run 1: started by lifting the hold; seen running
