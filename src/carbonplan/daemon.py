@@ -256,12 +256,7 @@ class Daemon:
             return 0
         n = 0
         for u in updates:
-            fields: dict[str, Any] = {k: v for k, v in (
-                ("started_at", u.started_at), ("ended_at", u.ended_at),
-                ("exit_code", u.exit_code), ("done_h", u.done_h), ("gpu_kwh", u.gpu_kwh),
-                ("energy_meter", u.energy_meter)) if v is not None}
-            if u.extra.get("pool"):
-                fields["ran_pool"] = u.extra["pool"]
+            fields = u.job_fields()
             if u.state in STARTED and self.executor.capabilities.starts_at_begin_time:
                 fields.setdefault("executor", self.executor.name)
             try:

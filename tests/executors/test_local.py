@@ -52,10 +52,8 @@ def wait_state(store, ex: Executor, job_id: int, states: set[JobState],
     while True:
         job = store.get_job(job_id)
         for u in ex.poll([job]):
-            updates = {k: v for k, v in (("started_at", u.started_at), ("ended_at", u.ended_at),
-                                         ("exit_code", u.exit_code)) if v is not None}
             job = store.transition(job_id, u.state, reason=u.reason, actor="daemon",
-                                   updates=updates)
+                                   updates=u.job_fields())
         if job.state in states:
             return job
         assert time.monotonic() < deadline, f"job {job_id} stuck in {job.state}"

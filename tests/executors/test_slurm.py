@@ -441,12 +441,8 @@ def test_poll_falls_back_to_sacct_c_then_accounting(fake, store) -> None:
 def apply_updates(store, job, updates, now: datetime):
     """Record what poll() reports at `now`, as the daemon does; the job after."""
     for u in updates:
-        fields = {k: v for k, v in (("started_at", u.started_at), ("ended_at", u.ended_at))
-                  if v is not None}
-        if u.extra.get("pool"):
-            fields["ran_pool"] = u.extra["pool"]
-        job = store.transition(job.id, u.state, reason=u.reason, actor="slurm", updates=fields,
-                               now=now)
+        job = store.transition(job.id, u.state, reason=u.reason, actor="slurm",
+                               updates=u.job_fields(), now=now)
     return job
 
 

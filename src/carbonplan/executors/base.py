@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from carbonplan.domain import Job, JobSpec, JobState, Placement
 
@@ -94,6 +94,17 @@ class JobUpdate:
     gpu_kwh: float | None = None  # energy the job's GPUs drew, measured (boards only, no PUE)
     energy_meter: str | None = None  # how gpu_kwh was measured
     extra: dict[str, str] = field(default_factory=dict)
+
+    def job_fields(self) -> dict[str, Any]:
+        """The job's execution fields this update sets (`Store.transition(updates=...)`): what
+        it reported, and the pool the job ran in when the executor named it."""
+        out: dict[str, Any] = {k: v for k, v in (
+            ("started_at", self.started_at), ("ended_at", self.ended_at),
+            ("exit_code", self.exit_code), ("done_h", self.done_h), ("gpu_kwh", self.gpu_kwh),
+            ("energy_meter", self.energy_meter)) if v is not None}
+        if self.extra.get("pool"):
+            out["ran_pool"] = self.extra["pool"]
+        return out
 
 
 @runtime_checkable

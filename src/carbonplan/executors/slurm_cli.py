@@ -137,11 +137,6 @@ class ClusterCli:
         self.call(["scancel", str(job_id)])
 
 
-def read_jobcomp(path: Path, ids: Sequence[int]) -> dict[int, Finished]:
-    """The completion records of `ids` in a jobcomp/filetxt file (the last one per job)."""
-    return {jid: rs[-1] for jid, rs in read_jobcomp_runs(path, ids).items()}
-
-
 def read_jobcomp_runs(path: Path, ids: Sequence[int]) -> dict[int, list[Finished]]:
     """Every line of `ids` in a jobcomp/filetxt file, oldest first: Slurm writes one when a
     requeue ends a run (JobState=PENDING, the run's start and end) and one at completion."""

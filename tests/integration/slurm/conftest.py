@@ -207,12 +207,8 @@ def wait_for(what: str, fn: Callable[[], Any], timeout: float = 60.0, every: flo
 def record_updates(store: Store, job: Job, ex: Executor) -> Job:
     """Apply what poll() reports, as the daemon does; the job after."""
     for u in ex.poll([job]):
-        updates = {k: v for k, v in (("started_at", u.started_at), ("ended_at", u.ended_at),
-                                     ("exit_code", u.exit_code)) if v is not None}
-        if u.extra.get("pool"):
-            updates["ran_pool"] = u.extra["pool"]
         job = store.transition(job.id, u.state, reason=u.reason, actor="daemon",
-                               updates=updates)
+                               updates=u.job_fields())
     return job
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -13,7 +12,6 @@ from carbonplan.executors.apply import apply_actions
 from carbonplan.executors.base import Action, ActionKind
 from carbonplan.executors.intake import admit_discovered
 from carbonplan.executors.slurm import SlurmExecutor
-from carbonplan.executors.slurm_cli import read_jobcomp
 
 from .conftest import Cluster, wait_for, wait_state
 
@@ -252,9 +250,8 @@ def test_completion_is_read_from_jobcomp_and_sacct_c(north: Cluster, central: Cl
                  lambda c=cluster, j=jid: (c.job(j) or {}).get("job_state") in
                  ("COMPLETED", "FAILED"))
     # north reads its jobcomp file directly, central asks `sacct -c`
-    jobcomp = ex.clusters["north"].jobcomp
-    assert jobcomp is not None
-    f = wait_for("north's jobcomp record", lambda: read_jobcomp(Path(jobcomp), [a]).get(a))
+    assert ex.clusters["north"].jobcomp is not None
+    f = wait_for("north's jobcomp record", lambda: ex.clusters["north"].finished([a]).get(a))
     assert (f.state, f.partition, f.exit_code) == ("COMPLETED", "a", 0)
     rec = north.job(a)
     assert int(f.started_at.timestamp()) == rec["start_time"]
