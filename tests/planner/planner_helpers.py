@@ -7,11 +7,16 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from carbonplan.planner.backends import get_backend
+from carbonplan.planner.cg import CGResult
 from carbonplan.planner.columns import ColumnSet, Schedule, contiguous_slots, price_columns
+from carbonplan.planner.duals import Duals
 from carbonplan.planner.evaluate import evaluate
 from carbonplan.planner.instance import ON_DEMAND, OWNED, SPOT, Instance
+from carbonplan.planner.lns import LNS, Incumbent
 from carbonplan.planner.prepare import prepare, usage_of
-from carbonplan.planner.solve import enumerate_pausable
+from carbonplan.planner.pricing import Pricer
+from carbonplan.planner.solve import candidates, dual_greedy, enumerate_pausable
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -162,8 +167,28 @@ def assert_feasible(inst: Instance, sched: Schedule) -> None:
 
 
 
+def search_state(inst: Instance, chosen=None, *, max_jobs: int = 6) -> tuple[LNS, Incumbent]:
+    """A search over `inst` from `chosen(prep, cols)` -> column per job (default: the greedy at
+    zero prices), with candidates and dense runs priced at zero duals."""
+    prep = prepare(inst)
+    pricer = Pricer(prep)
+    cols = ColumnSet.empty()
+    y = Duals.zeros(inst.n_pools, len(inst.site_names), inst.n_slots)
+    if chosen is None:
+        chosen = dual_greedy(prep, pricer, cols, y, rounds=1)[0]
+    else:
+        chosen = chosen(prep, cols)
+    inc = Incumbent(prep, cols, chosen)
+    res = pricer.price(y)
+    cg = CGResult(duals=y, bound=res.lagrangian, lp_objective=np.inf, lp=None, pricing=res)
+    ptr, idx = candidates(prep, pricer, cols, y, res, cg, chosen, 50)
+    lns = LNS(prep, cols, ptr, idx, inc, y, res.job_rc, get_backend("highs"), max_jobs=max_jobs,
+              window=4, dense=pricer.dense(y))
+    return lns, inc
+
+
 __all__ = ["all_columns", "assert_feasible", "brute_force", "contiguous", "contiguous_slots",
-           "tiny_instance"]
+           "search_state", "tiny_instance"]
 
 
 def cheapest_columns(inst: Instance, per_job: int) -> tuple[object, ColumnSet]:

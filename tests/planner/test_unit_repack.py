@@ -9,36 +9,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from carbonplan.planner import unit_repack
-from carbonplan.planner.backends import get_backend
-from carbonplan.planner.cg import CGResult
-from carbonplan.planner.columns import ColumnSet, contiguous_slots
-from carbonplan.planner.duals import Duals
+from carbonplan.planner.columns import contiguous_slots
 from carbonplan.planner.greedy import Residual
-from carbonplan.planner.lns import LNS, Incumbent
-from carbonplan.planner.prepare import prepare
-from carbonplan.planner.pricing import Pricer
-from carbonplan.planner.solve import PlanOptions, candidates, dual_greedy, plan
+from carbonplan.planner.lns import LNS
+from carbonplan.planner.solve import PlanOptions, plan
 
-from .planner_helpers import assert_feasible, tiny_instance
-
-
-def _search(inst, chosen=None, *, max_jobs: int = 6) -> tuple[LNS, Incumbent]:
-    """A search over `inst` from `chosen` (default: the greedy at zero prices)."""
-    prep = prepare(inst)
-    pricer = Pricer(prep)
-    cols = ColumnSet.empty()
-    y = Duals.zeros(inst.n_pools, len(inst.site_names), inst.n_slots)
-    if chosen is None:
-        chosen = dual_greedy(prep, pricer, cols, y, rounds=1)[0]
-    else:
-        chosen = chosen(prep, cols)
-    inc = Incumbent(prep, cols, chosen)
-    res = pricer.price(y)
-    cg = CGResult(duals=y, bound=res.lagrangian, lp_objective=np.inf, lp=None, pricing=res)
-    ptr, idx = candidates(prep, pricer, cols, y, res, cg, chosen, 50)
-    lns = LNS(prep, cols, ptr, idx, inc, y, res.job_rc, get_backend("highs"), max_jobs=max_jobs,
-              window=4, dense=pricer.dense(y))
-    return lns, inc
+from .planner_helpers import assert_feasible, search_state, tiny_instance
 
 
 def _unit_instance(seed: int, **kw):
@@ -50,7 +26,7 @@ def _unit_instance(seed: int, **kw):
 
 def test_unit_jobs_are_those_of_one_unit_everywhere() -> None:
     inst = tiny_instance(3, n_jobs=20, n_pools=3, n_slots=10, pausable=0.3)
-    lns, _ = _search(inst)
+    lns, _ = search_state(inst)
     got = unit_repack.unit_jobs(lns)
     units = np.where(inst.eligible, inst.units, 1.0)
     want = np.flatnonzero((units == 1).all(axis=1) & ~inst.pausable)
@@ -76,7 +52,7 @@ def test_a_blocking_placement_is_undone() -> None:
         indptr, slots = contiguous_slots(np.array([1, 0, 0]), np.array([2, 2, 2]))
         return cols.add(prep.inst, prep.cc, np.arange(3), pools, indptr, slots)
 
-    lns, inc = _search(inst, blocking)
+    lns, inc = search_state(inst, blocking)
     before = inc.objective
     stats = unit_repack.repack_unit_jobs(lns, time_limit=5.0, min_jobs=0)
     assert stats.jobs == 3
@@ -90,7 +66,7 @@ def test_a_blocking_placement_is_undone() -> None:
 def test_a_worse_rounding_restores_the_incumbent_exactly(monkeypatch) -> None:
     """If rounding (and its repair) ends dearer, the plan is put back as it was."""
     inst = _unit_instance(5)
-    lns, inc = _search(inst)
+    lns, inc = search_state(inst)
     snapshot, before = inc.chosen.copy(), inc.objective
 
     def drop_all(lns, move, x, duals, snapshot):  # a rounding that places nothing
@@ -115,7 +91,7 @@ def test_repack_never_worsens_and_keeps_the_plan_feasible(seed, n_pools, power, 
     extra = {} if mixed else {"units": np.ones((30, n_pools))}
     inst = tiny_instance(seed, n_jobs=30, n_pools=n_pools, n_slots=12, capacity=(1, 3),
                          pausable=0.2, power_cap=power, budget=budget, **extra)
-    lns, inc = _search(inst)
+    lns, inc = search_state(inst)
     before = inc.objective
     stats = unit_repack.repack_unit_jobs(lns, time_limit=5.0, min_jobs=0)
     assert inc.objective <= before + 1e-9

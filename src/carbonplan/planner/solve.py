@@ -9,7 +9,8 @@ Pipeline (docs/model.md gives the formulation and the bound):
    the ascent's duals; the Lagrangian bound is valid at every iteration.
 5. primal: a greedy priced at the best duals (largest jobs first; unplaced jobs moved to the front
    and re-run), single-job moves, every unit job (1 GPU, one MIG slice) re-placed at once from the
-   rounded LP of their sub-master (unit_repack.py), then a large-neighbourhood search that
+   rounded LP of their sub-master (unit_repack.py), compiled relocation and ejection moves
+   (local_search.py, up to 1,000 jobs), then a large-neighbourhood search that
    re-solves small integer masters through the chosen backend, with a unit repack again after
    each stretch of it, until the certified gap (objective - bound) / objective reaches
    `rel_gap`.
@@ -112,6 +113,11 @@ class PlanOptions:
     workers: int = 2                # sub-MIPs solved at once by the search (threads, HiGHS
                                     # only; capped by the cores): on 1,000 x 12 x 72 at low load
                                     # 2 lowered the 10-s gap by ~0.2 points (docs/benchmarks.md)
+    local_search_share: float = 0.3  # compiled relocation and ejection moves (local_search.py)
+                                    # for this share of the time limit before the sub-MIPs
+                                    # (1,000 x 12 x 72 at 10 s: mean gap 1.66% -> 1.48%,
+                                    # docs/benchmarks.md); 0: off
+    local_search_max_jobs: int = 1000  # ... up to this many free jobs (measured range)
     seed: int = 0
 
 
@@ -186,6 +192,7 @@ def plan(inst: object, *, backend: str | Backend = "highs", time_limit: float = 
     pricer = Pricer(prep)
     tick = mark("prepare", tick)
     report("prepare", f"{int(prep.free.sum())} jobs to plan")
+    use_local_search = local_search_ready(opt, int(prep.free.sum()))
     cols = ColumnSet.empty()
     if not prep.free.any():
         sched = frozen_schedule(prep.inst)
@@ -367,6 +374,14 @@ def plan(inst: object, *, backend: str | Backend = "highs", time_limit: float = 
         end = time.perf_counter() + search_time
         every = opt.repack_every * time_limit
         interleave = every > 0 and rounds > 0 and lns.free_jobs.size > lns.max_jobs
+        if use_local_search:
+            from carbonplan.planner import local_search
+
+            ls = local_search.improve(lns, min(opt.local_search_share * time_limit,
+                                               0.8 * search_time), seed=opt.seed)
+            state["objective"] = best.objective
+            tick = mark("local_search", tick)
+            report("search", f"local search: {ls.attempts} moves tried, -${ls.gain:.2f}")
         while True:
             chunk = end - time.perf_counter()
             if interleave and chunk > 1.5 * every:  # (a shorter tail is searched in one go)
@@ -421,6 +436,21 @@ def _resolved(opt: PlanOptions, time_limit: float) -> PlanOptions:
             "lns_sub_gap": 1e-4 if long else 0.005}
     return dataclasses.replace(opt, **{k: v for k, v in auto.items()
                                        if getattr(opt, k) is None})
+
+
+def local_search_ready(opt: PlanOptions, n_free: int) -> bool:
+    """Whether this plan runs the compiled moves: on, in their size range, and compiled (a cold
+    cache starts their compilation in the background for later plans instead)."""
+    if opt.local_search_share <= 0 or n_free > opt.local_search_max_jobs:
+        return False
+    try:
+        from carbonplan.planner import local_search  # imports numba: only when used
+    except ImportError:  # fail open: the sub-MIPs alone
+        return False
+    if local_search.ready():
+        return True
+    local_search.warm_up()
+    return False
 
 
 def search_workers(opt: PlanOptions, backend: Backend) -> int:

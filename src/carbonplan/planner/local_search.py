@@ -1,0 +1,392 @@
+"""Compiled local search over every contiguous start: relocations and ejection chains.
+
+The large-neighbourhood search solves a few hundred sub-MIPs in a 10-s plan; most of what they
+find is one job moved into a cheaper run by pushing one to three jobs out of its way. These moves
+are cheap to try in compiled code (tens of thousands a second), so they run here on arrays:
+
+- relocation: a job takes its cheapest run that fits what the others leave;
+- ejection: a job takes a cheaper run that does not fit, the jobs in its way on that pool step
+  out (one at a time, then as many as it takes, up to `MAX_EJECT`) and each takes its cheapest
+  run that fits afterwards (or stays unplanned at its penalty).
+
+A move is kept when the plan gets cheaper or, with a temperature, by the annealing rule; the best
+plan seen is the one adopted. Every run is checked against pool capacity, site power and the
+carbon budget, so a plan stays feasible. Pausable jobs on multi-segment runs and frozen jobs
+stay where they are (their use is part of the residual).
+
+Compiling the moves takes about 6 s (2 cores); numba caches the machine code next to this module,
+so later processes load it in about 0.3 s. A plan never waits for the compiler: when the cache is
+cold, `ready()` says no, the plan searches without these moves, and `warm_up()` compiles them in
+a background process for the plans that follow.
+
+Must not import domain models, the store, signals or config.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from carbonplan.planner.columns import contiguous_slots
+
+EPS = 1e-9
+TOL = 1e-6        # $: a smaller saving is no saving
+MAX_EJECT = 6     # jobs pushed out of one target run
+
+
+@numba.njit(cache=True)
+def _fits(cap, power, site, u, kw, p, s, d, power_on):
+    for t in range(s, s + d):
+        if cap[p, t] < u - EPS:
+            return False
+        if power_on and power[site[p], t] < kw - EPS:
+            return False
+    return True
+
+
+@numba.njit(cache=True)
+def _use(j, p, o, sign, cap, power, site, units, kw, first, n, tco, bud, budget_on):
+    """Take (sign 1) or give back (sign -1) the resources of job j's run at offset o on pool p."""
+    s = first[j] + o
+    u = units[j, p]
+    k = kw[j, p]
+    for t in range(s, s + n[j, p]):
+        cap[p, t] -= sign * u
+        power[site[p], t] -= sign * k
+    if budget_on:
+        bud[0] -= sign * tco[j, p, o]
+
+
+@numba.njit(cache=True)
+def _fits_job(j, p, o, cap, power, site, units, kw, first, n, tco, bud, power_on, budget_on):
+    if budget_on and tco[j, p, o] > bud[0] + EPS:
+        return False
+    return _fits(cap, power, site, units[j, p], kw[j, p], p, first[j] + o, n[j, p], power_on)
+
+
+@numba.njit(cache=True)
+def _best(j, cand, ncand, W, obj, cap, power, site, units, kw, first, n, tco, bud, power_on,
+          budget_on):
+    """Job j's cheapest fitting run (candidates are sorted by objective): (pool, offset, $)."""
+    for i in range(ncand[j]):
+        p = cand[j, i] // W
+        o = cand[j, i] % W
+        if _fits_job(j, p, o, cap, power, site, units, kw, first, n, tco, bud, power_on,
+                     budget_on):
+            return p, o, obj[j, p, o]
+    return -1, -1, np.inf
+
+
+@numba.njit(cache=True)
+def _reinsert(k, penalty, cand, ncand, W, obj, cap, power, site, units, kw, first, n, tco, bud,
+              power_on, budget_on, jpool, joff, jcost):
+    """Job k (out of the plan) takes its cheapest fitting run, or stays unplanned."""
+    p, o, c = _best(k, cand, ncand, W, obj, cap, power, site, units, kw, first, n, tco, bud,
+                    power_on, budget_on)
+    if p < 0 or c >= penalty[k]:
+        jpool[k] = -1
+        joff[k] = -1
+        jcost[k] = penalty[k]
+    else:
+        _use(k, p, o, 1.0, cap, power, site, units, kw, first, n, tco, bud, budget_on)
+        jpool[k] = p
+        joff[k] = o
+        jcost[k] = c
+
+
+@numba.njit(cache=True)
+def _accept(delta, temp):
+    if delta < -TOL:
+        return True
+    return temp > 0 and np.random.random() < np.exp(-delta / temp)
+
+
+@numba.njit(cache=True)
+def search(cap, power, site, units, kw, first, n, obj, tco, bud, penalty, movable, cand, ncand,
+           jpool, joff, jcost, attempts, seed, power_on, budget_on, targets, temp):
+    """`attempts` random moves; updates the plan (jpool, joff, jcost) and the residuals in place.
+
+    Returns the saving ($, negative when annealing made the plan dearer).
+    """
+    np.random.seed(seed)
+    W = obj.shape[2]
+    PW = obj.shape[1] * W
+    mov = np.flatnonzero(movable)
+    gain = 0.0
+    ej = np.empty(MAX_EJECT, np.int64)
+    ejo = np.empty(MAX_EJECT, np.int64)
+    ejc = np.empty(MAX_EJECT, np.float64)
+    tq = np.empty(max(targets, 1), np.int64)
+    for _ in range(attempts):
+        j = mov[np.random.randint(mov.size)]
+        cur = jcost[j]
+        p0 = jpool[j]
+        o0 = joff[j]
+        if p0 >= 0:
+            _use(j, p0, o0, -1.0, cap, power, site, units, kw, first, n, tco, bud, budget_on)
+        bp, bo, bc = _best(j, cand, ncand, W, obj, cap, power, site, units, kw, first, n, tco,
+                           bud, power_on, budget_on)
+        if bp >= 0 and bc < cur - TOL:  # relocation
+            _use(j, bp, bo, 1.0, cap, power, site, units, kw, first, n, tco, bud, budget_on)
+            jpool[j] = bp
+            joff[j] = bo
+            jcost[j] = bc
+            gain += cur - bc
+            continue
+        cheaper = 0  # candidates cheaper than the present run: a sorted prefix
+        while cheaper < ncand[j]:
+            q = cand[j, cheaper]
+            if obj[j, q // W, q % W] >= cur - TOL:
+                break
+            cheaper += 1
+        m = 0
+        for _t in range(4 * targets):
+            # a uniform draw over every (pool, start): jobs with many cheaper runs get more
+            # tries than jobs already close to their cheapest
+            u = np.random.randint(PW)
+            if u < cheaper:
+                tq[m] = cand[j, u]
+                m += 1
+                if m == targets:
+                    break
+        done = False
+        for i in range(2 * m):  # every target with one job out of the way, then with several
+            q = tq[i % m]
+            p = q // W
+            o = q % W
+            s = first[j] + o
+            e = s + n[j, p]
+            if i < m:
+                for k in mov:
+                    if k == j or jpool[k] != p:
+                        continue
+                    ko = joff[k]
+                    ks = first[k] + ko
+                    if ks + n[k, p] <= s or ks >= e:
+                        continue
+                    kc = jcost[k]
+                    _use(k, p, ko, -1.0, cap, power, site, units, kw, first, n, tco, bud,
+                         budget_on)
+                    if _fits_job(j, p, o, cap, power, site, units, kw, first, n, tco, bud,
+                                 power_on, budget_on):
+                        _use(j, p, o, 1.0, cap, power, site, units, kw, first, n, tco, bud,
+                             budget_on)
+                        _reinsert(k, penalty, cand, ncand, W, obj, cap, power, site, units, kw,
+                                  first, n, tco, bud, power_on, budget_on, jpool, joff, jcost)
+                        delta = obj[j, p, o] + jcost[k] - cur - kc
+                        if _accept(delta, temp):
+                            jpool[j] = p
+                            joff[j] = o
+                            jcost[j] = obj[j, p, o]
+                            gain -= delta
+                            done = True
+                            break
+                        if jpool[k] >= 0:
+                            _use(k, jpool[k], joff[k], -1.0, cap, power, site, units, kw,
+                                 first, n, tco, bud, budget_on)
+                        _use(j, p, o, -1.0, cap, power, site, units, kw, first, n, tco, bud,
+                             budget_on)
+                    _use(k, p, ko, 1.0, cap, power, site, units, kw, first, n, tco, bud,
+                         budget_on)
+                    jpool[k] = p
+                    joff[k] = ko
+                    jcost[k] = kc
+                if done:
+                    break
+                continue
+            ne = 0
+            before = cur
+            fit = False
+            off = np.random.randint(mov.size)
+            for ii in range(mov.size):
+                k = mov[(ii + off) % mov.size]
+                if k == j or jpool[k] != p:
+                    continue
+                ks = first[k] + joff[k]
+                if ks + n[k, p] <= s or ks >= e:
+                    continue
+                ej[ne] = k
+                ejo[ne] = joff[k]
+                ejc[ne] = jcost[k]
+                before += jcost[k]
+                ne += 1
+                _use(k, p, joff[k], -1.0, cap, power, site, units, kw, first, n, tco, bud,
+                     budget_on)
+                if _fits_job(j, p, o, cap, power, site, units, kw, first, n, tco, bud,
+                             power_on, budget_on):
+                    fit = True
+                    break
+                if ne == MAX_EJECT:
+                    break
+            if fit and ne >= 2:
+                _use(j, p, o, 1.0, cap, power, site, units, kw, first, n, tco, bud, budget_on)
+                after = obj[j, p, o]
+                keys = np.empty(ne)
+                for a in range(ne):  # largest first
+                    keys[a] = -units[ej[a], p] + 0.1 * np.random.random()
+                for a in np.argsort(keys):
+                    _reinsert(ej[a], penalty, cand, ncand, W, obj, cap, power, site, units, kw,
+                              first, n, tco, bud, power_on, budget_on, jpool, joff, jcost)
+                    after += jcost[ej[a]]
+                if _accept(after - before, temp):
+                    jpool[j] = p
+                    joff[j] = o
+                    jcost[j] = obj[j, p, o]
+                    gain += before - after
+                    done = True
+                    break
+                for a in range(ne):
+                    k = ej[a]
+                    if jpool[k] >= 0:
+                        _use(k, jpool[k], joff[k], -1.0, cap, power, site, units, kw, first,
+                             n, tco, bud, budget_on)
+                _use(j, p, o, -1.0, cap, power, site, units, kw, first, n, tco, bud, budget_on)
+            for a in range(ne):
+                k = ej[a]
+                _use(k, p, ejo[a], 1.0, cap, power, site, units, kw, first, n, tco, bud,
+                     budget_on)
+                jpool[k] = p
+                joff[k] = ejo[a]
+                jcost[k] = ejc[a]
+        if not done and p0 >= 0:
+            _use(j, p0, o0, 1.0, cap, power, site, units, kw, first, n, tco, bud, budget_on)
+    return gain
+
+
+@dataclass
+class LocalSearchStats:
+    """What one call did."""
+
+    attempts: int = 0
+    gain: float = 0.0
+    seconds: float = 0.0
+
+
+def improve(lns, time_limit: float, *, seed: int = 0, targets: int = 8, t0: float = 0.5,
+            t1: float = 0.005, max_candidates: int = 1024) -> LocalSearchStats:
+    """Anneal the search's incumbent for `time_limit` s (temperature t0 -> t1 $, geometric) and
+    adopt the best plan seen; `lns` (an `LNS`) supplies the plan, its residuals and the dense
+    contiguous candidates."""
+    started = time.perf_counter()
+    stats = LocalSearchStats()
+    prep, cols, inc, d = lns.prep, lns.cols, lns.inc, lns.dense
+    if d is None or time_limit <= 0:
+        return stats
+    inst, cc = prep.inst, prep.cc
+    J = prep.n_jobs
+    P, W = d.objective.shape[1], d.objective.shape[2]
+    chosen = inc.chosen
+    jpool = np.full(J, -1, np.int64)
+    joff = np.full(J, -1, np.int64)
+    jcost = prep.penalty.astype(np.float64).copy()
+    movable = prep.free.copy()
+    for j in np.flatnonzero(chosen >= 0):
+        c = chosen[j]
+        p = int(cols.pool[c])
+        sl = cols.column_slots(c)
+        o = int(sl[0]) - int(d.first[j])
+        if (len(sl) == d.n[j, p] and sl[-1] - sl[0] + 1 == len(sl) and 0 <= o < W
+                and np.isfinite(d.objective[j, p, o])):
+            jpool[j], joff[j], jcost[j] = p, o, float(d.objective[j, p, o])
+        else:  # a multi-segment run: stays
+            movable[j] = False
+    if not movable.any():
+        return stats
+    flat = d.objective.reshape(J, P * W)
+    K = min(P * W, max_candidates)
+    cand = np.argsort(flat, axis=1, kind="stable")[:, :K].astype(np.int64)
+    ncand = np.isfinite(np.take_along_axis(flat, cand, axis=1)).sum(axis=1).astype(np.int64)
+    res = inc.res
+    cap = np.where(np.isfinite(res.cap), res.cap, 1e18)
+    power = np.where(np.isfinite(res.power), res.power, 1e18)
+    power_on = bool(np.isfinite(res.power).any())
+    budget_on = d.t is not None and bool(np.isfinite(res.budget))
+    tco = d.t if budget_on else np.zeros((1, 1, 1))
+    bud = np.array([float(res.budget) if budget_on else 0.0])
+    args = (np.ascontiguousarray(cc.units, dtype=np.float64),
+            np.ascontiguousarray(cc.facility_kw, dtype=np.float64),
+            np.asarray(d.first, dtype=np.int64), np.asarray(d.n, dtype=np.int64),
+            d.objective, tco, bud, prep.penalty.astype(np.float64), movable, cand, ncand)
+    site = np.asarray(inst.site, dtype=np.int64)
+    old_pool, old_off = jpool.copy(), joff.copy()
+    cur = best = float(jcost.sum())
+    best_pool, best_off = jpool.copy(), joff.copy()
+    end = started + time_limit
+    chunk, rng_seed = 200, seed
+    while True:
+        now = time.perf_counter()
+        if now >= end:
+            break
+        temp = t0 * (t1 / t0) ** ((now - started) / time_limit) if t0 > 0 else 0.0
+        cur -= search(cap, power, site, *args, jpool, joff, jcost, chunk, rng_seed, power_on,
+                      budget_on, targets, temp)
+        stats.attempts += chunk
+        rng_seed += 1
+        took = time.perf_counter() - now
+        chunk = int(np.clip(chunk * 0.02 / max(took, 1e-4), 50, 20000))  # ~20 ms a call
+        if cur < best - 1e-9:
+            best = cur
+            best_pool[:], best_off[:] = jpool, joff
+    stats.seconds = time.perf_counter() - started
+    moved = np.flatnonzero((best_pool != old_pool) | (best_off != old_off))
+    if moved.size == 0:
+        return stats
+    new = np.full(moved.size, -1, np.int64)
+    on = best_pool[moved] >= 0
+    mj = moved[on]
+    pp = best_pool[mj]
+    indptr, slots = contiguous_slots(d.first[mj] + best_off[mj], d.n[mj, pp])
+    new[on] = cols.add(inst, cc, mj, pp, indptr, slots)
+    lns._refresh()
+    before = inc.objective
+    inc.set_jobs(moved, new)
+    stats.gain = before - inc.objective
+    return stats
+
+
+_warming: subprocess.Popen | None = None
+
+
+def ready() -> bool:
+    """Whether the moves run without compiling first: compiled in this process, or cached."""
+    if search.signatures:
+        return True
+    try:
+        return os.path.exists(search._cache._cache_file._index_path)
+    except (AttributeError, OSError):  # numba's cache layout changed: do not guess
+        return False
+
+
+def warm_up() -> None:
+    """Compile the moves into numba's cache in a background process (once per process)."""
+    global _warming
+    if _warming is not None or ready():
+        return
+    try:
+        _warming = subprocess.Popen([sys.executable, "-m", "carbonplan.planner.local_search"],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, start_new_session=True)
+    except OSError:  # fail open: the plan searches without these moves
+        pass
+
+
+def _compile() -> None:
+    """Run the moves once on a two-job instance, which compiles and caches them."""
+    J, P, W, T = 2, 1, 2, 3
+    obj = np.array([[[1.0, 2.0]], [[1.0, 3.0]]])
+    cand = np.tile(np.arange(P * W, dtype=np.int64), (J, 1))
+    search(np.ones((P, T)), np.full((1, T), 1e18), np.zeros(P, np.int64), np.ones((J, P)),
+           np.zeros((J, P)), np.zeros(J, np.int64), np.ones((J, P), np.int64), obj,
+           np.zeros((1, 1, 1)), np.zeros(1), np.full(J, 10.0), np.ones(J, bool), cand,
+           np.full(J, P * W, np.int64), np.array([0, -1]), np.array([0, -1]),
+           np.array([1.0, 10.0]), 10, 0, False, False, 2, 0.1)
+
+
+if __name__ == "__main__":
+    _compile()

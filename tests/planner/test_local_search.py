@@ -1,0 +1,143 @@
+"""local_search.py: compiled relocations and ejections; never worse, always feasible."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from carbonplan.planner import local_search
+from carbonplan.planner.columns import contiguous_slots
+from carbonplan.planner.greedy import Residual
+from carbonplan.planner.solve import PlanOptions, plan
+
+from .planner_helpers import assert_feasible, search_state, tiny_instance
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _compiled() -> None:
+    """Compiled (or loaded from the cache) before any plan here looks for it."""
+    local_search._compile()
+
+
+def test_a_blocked_job_is_placed_by_pushing_one_out_of_its_way() -> None:
+    """One 1-GPU pool, three slots: job A (one slot) sits in its cheapest slot, the middle one,
+    so job B (two slots) fits nowhere and is unplanned. No single job can move to a cheaper
+    run that fits (relocation finds nothing); pushing A out of the way of B can."""
+    T = 3
+    inst = tiny_instance(
+        0, n_jobs=2, n_pools=1, n_slots=T, pausable=0.0, spot=False,
+        units=np.ones((2, 1)), duration_slots=np.array([[1], [2]], np.int32),
+        release=np.zeros(2, np.int32), deadline=np.full(2, T, np.int32),
+        eligible=np.ones((2, 1), bool), price_usd_per_unit_h=np.array([[2.0, 1.0, 3.0]]),
+        ci_g_per_kwh=np.full((1, T), 100.0), unplanned_penalty_usd=np.full(2, 1000.0),
+        final_share=np.ones((2, 1)))
+    inst = dataclasses.replace(inst, capacity=np.ones((1, T)))
+
+    def a_in_the_middle(prep, cols):
+        indptr, slots = contiguous_slots(np.array([1]), np.array([1]))
+        c = cols.add(prep.inst, prep.cc, np.array([0]), np.array([0]), indptr, slots)
+        return np.array([c[0], -1])
+
+    lns, inc = search_state(inst, a_in_the_middle)
+    before = inc.objective
+    stats = local_search.improve(lns, 0.5, t0=0.0)
+    assert (inc.chosen >= 0).all(), "both jobs planned"
+    assert stats.gain > 900 and np.isclose(inc.objective, before - stats.gain)
+    sched = inc.schedule()
+    assert_feasible(inst, sched)
+    assert sorted(zip(sched.start, sched.end, strict=True)) in (
+        [(0, 2), (2, 3)], [(0, 1), (1, 3)]), "back to back, the two cheapest layouts"
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 100_000), n_pools=st.integers(1, 4), power=st.booleans(),
+       budget=st.booleans(), temperature=st.sampled_from([0.0, 0.5, 50.0]))
+def test_moves_never_worsen_the_plan_and_keep_it_feasible(seed, n_pools, power, budget,
+                                                          temperature) -> None:
+    """Capacity, power cap, carbon budget, releases and deadlines hold after any search, at any
+    temperature (the best plan seen is adopted, so never a dearer one); multi-segment runs of
+    pausable jobs stay where they were; the residuals match the plan."""
+    inst = tiny_instance(seed, n_jobs=25, n_pools=n_pools, n_slots=10, capacity=(1, 3),
+                         pausable=0.3, power_cap=power, budget=budget)
+    lns, inc = search_state(inst)
+    cols = lns.cols
+    split = [j for j, c in enumerate(inc.chosen)
+             if c >= 0 and np.any(np.diff(cols.column_slots(c)) != 1)]
+    kept = inc.chosen[split].copy()
+    before = inc.objective
+    stats = local_search.improve(lns, 0.2, seed=seed, t0=temperature,
+                                 t1=temperature / 100)
+    assert inc.objective <= before + 1e-9
+    assert abs((before - inc.objective) - stats.gain) <= 1e-6
+    assert np.array_equal(inc.chosen[split], kept)
+    sched = inc.schedule()
+    assert_feasible(inst, sched)
+    again = Residual.of(lns.prep, sched, t_co2e=float(cols.t_co2e[
+        inc.chosen[inc.chosen >= 0]].sum()))
+    assert np.allclose(again.cap, inc.res.cap)
+    assert np.allclose(again.power[np.isfinite(again.power)],
+                       inc.res.power[np.isfinite(inc.res.power)])
+    assert abs(again.budget - inc.res.budget) <= 1e-9 or not np.isfinite(again.budget)
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 100_000), power=st.booleans(), budget=st.booleans())
+def test_plans_with_the_local_search_are_feasible_and_bounded(seed, power, budget) -> None:
+    inst = tiny_instance(seed, n_jobs=40, n_pools=4, n_slots=12, capacity=(1, 3),
+                         pausable=0.2, power_cap=power, budget=budget)
+    messages: list[str] = []
+    res = plan(inst, time_limit=2.0, rel_gap=1e-6,
+               options=PlanOptions(lns_jobs=5, completion_max_jobs=0, restricted_max_jobs=0),
+               progress=lambda p: messages.append(p.message))
+    assert any(m.startswith("local search") for m in messages)
+    assert_feasible(inst, res.schedule)
+    assert res.result.bound <= res.result.objective + 1e-6
+    assert np.isclose(res.evaluation.objective, res.result.objective, rtol=1e-9, atol=1e-7)
+
+
+def _ran_local_search(inst, **options) -> bool:
+    messages: list[str] = []
+    plan(inst, time_limit=1.0, rel_gap=1e-6,
+         options=PlanOptions(lns_jobs=5, completion_max_jobs=0, restricted_max_jobs=0,
+                             **options),
+         progress=lambda p: messages.append(p.message))
+    return any(m.startswith("local search") for m in messages)
+
+
+def test_off_beyond_its_job_limit_or_share() -> None:
+    inst = tiny_instance(4, n_jobs=30, n_pools=3, n_slots=10)
+    assert _ran_local_search(inst, local_search_max_jobs=30)
+    assert not _ran_local_search(inst, local_search_max_jobs=29)
+    assert not _ran_local_search(inst, local_search_share=0.0)
+
+
+def test_a_cold_cache_never_holds_up_a_plan(monkeypatch) -> None:
+    """Not compiled yet: the plan goes on without the moves and starts their compilation in
+    the background instead of compiling for seconds inside its time limit."""
+    started: list[bool] = []
+    monkeypatch.setattr(local_search, "ready", lambda: False)
+    monkeypatch.setattr(local_search, "warm_up", lambda: started.append(True))
+    inst = tiny_instance(4, n_jobs=30, n_pools=3, n_slots=10)
+    assert not _ran_local_search(inst)
+    assert started == [True]
+
+
+def test_warm_up_compiles_into_the_cache(tmp_path) -> None:
+    """The background compilation (`python -m carbonplan.planner.local_search`) leaves the
+    machine code where a later process finds it: `ready()` there says yes."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    check = [sys.executable, "-c",
+             "from carbonplan.planner import local_search as m; print(m.ready())"]
+    assert subprocess.run(check, env=env, capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"
+    subprocess.run([sys.executable, "-m", "carbonplan.planner.local_search"], env=env,
+                   check=True, timeout=300)
+    assert subprocess.run(check, env=env, capture_output=True, text=True,
+                          check=True).stdout.strip() == "True"
