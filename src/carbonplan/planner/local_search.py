@@ -34,6 +34,7 @@ import numba
 import numpy as np
 
 from carbonplan.planner.columns import contiguous_slots
+from carbonplan.planner.lns import LNS
 
 EPS = 1e-9
 TOL = 1e-6        # $: a smaller saving is no saving
@@ -268,7 +269,7 @@ class LocalSearchStats:
     seconds: float = 0.0
 
 
-def improve(lns, time_limit: float, *, seed: int = 0, targets: int = 8, t0: float = 0.5,
+def improve(lns: LNS, time_limit: float, *, seed: int = 0, targets: int = 8, t0: float = 0.5,
             t1: float = 0.005, max_candidates: int = 1024) -> LocalSearchStats:
     """Anneal the search's incumbent for `time_limit` s (temperature t0 -> t1 $, geometric) and
     adopt the best plan seen; `lns` (an `LNS`) supplies the plan, its residuals and the dense

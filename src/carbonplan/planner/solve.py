@@ -192,7 +192,6 @@ def plan(inst: object, *, backend: str | Backend = "highs", time_limit: float = 
     pricer = Pricer(prep)
     tick = mark("prepare", tick)
     report("prepare", f"{int(prep.free.sum())} jobs to plan")
-    use_local_search = local_search_ready(opt, int(prep.free.sum()))
     cols = ColumnSet.empty()
     if not prep.free.any():
         sched = frozen_schedule(prep.inst)
@@ -374,7 +373,7 @@ def plan(inst: object, *, backend: str | Backend = "highs", time_limit: float = 
         end = time.perf_counter() + search_time
         every = opt.repack_every * time_limit
         interleave = every > 0 and rounds > 0 and lns.free_jobs.size > lns.max_jobs
-        if use_local_search:
+        if local_search_ready(opt, n_free):  # (imports numba only for plans that get here)
             from carbonplan.planner import local_search
 
             ls = local_search.improve(lns, min(opt.local_search_share * time_limit,
