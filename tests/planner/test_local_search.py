@@ -141,3 +141,14 @@ def test_warm_up_compiles_into_the_cache(tmp_path) -> None:
                    check=True, timeout=300)
     assert subprocess.run(check, env=env, capture_output=True, text=True,
                           check=True).stdout.strip() == "True"
+
+
+def test_it_stops_once_the_plan_reaches_the_target() -> None:
+    """A plan already at the target (the objective that closes the gap) is left alone at once;
+    an unreachable target gets the whole time."""
+    inst = tiny_instance(7, n_jobs=25, n_pools=3, n_slots=10, pausable=0.0)
+    lns, inc = search_state(inst)
+    stats = local_search.improve(lns, 5.0, target=inc.objective)
+    assert stats.attempts == 0 and stats.gain == 0.0 and stats.seconds < 1.0
+    stats = local_search.improve(lns, 0.3, target=-np.inf)
+    assert stats.attempts > 0 and stats.seconds >= 0.3

@@ -269,11 +269,12 @@ class LocalSearchStats:
     seconds: float = 0.0
 
 
-def improve(lns: LNS, time_limit: float, *, seed: int = 0, targets: int = 8, t0: float = 0.5,
-            t1: float = 0.005, max_candidates: int = 1024) -> LocalSearchStats:
-    """Anneal the search's incumbent for `time_limit` s (temperature t0 -> t1 $, geometric) and
-    adopt the best plan seen; `lns` (an `LNS`) supplies the plan, its residuals and the dense
-    contiguous candidates."""
+def improve(lns: LNS, time_limit: float, *, target: float = -np.inf, seed: int = 0,
+            targets: int = 8, t0: float = 0.5, t1: float = 0.005,
+            max_candidates: int = 1024) -> LocalSearchStats:
+    """Anneal the search's incumbent for `time_limit` s, or until its objective reaches `target`
+    (temperature t0 -> t1 $, geometric), and adopt the best plan seen; `lns` (an `LNS`) supplies
+    the plan, its residuals and the dense contiguous candidates."""
     started = time.perf_counter()
     stats = LocalSearchStats()
     prep, cols, inc, d = lns.prep, lns.cols, lns.inc, lns.dense
@@ -317,12 +318,13 @@ def improve(lns: LNS, time_limit: float, *, seed: int = 0, targets: int = 8, t0:
     site = np.asarray(inst.site, dtype=np.int64)
     old_pool, old_off = jpool.copy(), joff.copy()
     cur = best = float(jcost.sum())
+    goal = target - (inc.objective - cur)  # the objective less what the moves cannot change
     best_pool, best_off = jpool.copy(), joff.copy()
     end = started + time_limit
     chunk, rng_seed = 200, seed
     while True:
         now = time.perf_counter()
-        if now >= end:
+        if now >= end or best <= goal:
             break
         temp = t0 * (t1 / t0) ** ((now - started) / time_limit) if t0 > 0 else 0.0
         cur -= search(cap, power, site, *args, jpool, joff, jcost, chunk, rng_seed, power_on,

@@ -377,7 +377,8 @@ def plan(inst: object, *, backend: str | Backend = "highs", time_limit: float = 
             from carbonplan.planner import local_search
 
             ls = local_search.improve(lns, min(opt.local_search_share * time_limit,
-                                               0.8 * search_time), seed=opt.seed)
+                                               0.8 * search_time), target=target,
+                                      seed=opt.seed)
             state["objective"] = best.objective
             tick = mark("local_search", tick)
             report("search", f"local search: {ls.attempts} moves tried, -${ls.gain:.2f}")
