@@ -12,6 +12,7 @@ from carbonplan.planner.cg import CGResult
 from carbonplan.planner.columns import ColumnSet, Schedule, contiguous_slots, price_columns
 from carbonplan.planner.duals import Duals
 from carbonplan.planner.evaluate import evaluate
+from carbonplan.planner.greedy import Residual
 from carbonplan.planner.instance import ON_DEMAND, OWNED, SPOT, Instance
 from carbonplan.planner.lns import LNS, Incumbent
 from carbonplan.planner.prepare import prepare, usage_of
@@ -167,6 +168,16 @@ def assert_feasible(inst: Instance, sched: Schedule) -> None:
 
 
 
+def assert_residuals_match(lns: LNS, inc: Incumbent) -> None:
+    """The residual capacity, power and budget the incumbent keeps are those of its plan."""
+    again = Residual.of(lns.prep, inc.schedule(), t_co2e=float(lns.cols.t_co2e[
+        inc.chosen[inc.chosen >= 0]].sum()))
+    assert np.allclose(again.cap, inc.res.cap)
+    assert np.allclose(again.power[np.isfinite(again.power)],
+                       inc.res.power[np.isfinite(inc.res.power)])
+    assert abs(again.budget - inc.res.budget) <= 1e-9 or not np.isfinite(again.budget)
+
+
 def search_state(inst: Instance, chosen=None, *, max_jobs: int = 6) -> tuple[LNS, Incumbent]:
     """A search over `inst` from `chosen(prep, cols)` -> column per job (default: the greedy at
     zero prices), with candidates and dense runs priced at zero duals."""
@@ -188,7 +199,7 @@ def search_state(inst: Instance, chosen=None, *, max_jobs: int = 6) -> tuple[LNS
 
 
 __all__ = ["all_columns", "assert_feasible", "brute_force", "contiguous", "contiguous_slots",
-           "search_state", "tiny_instance"]
+           "assert_residuals_match", "search_state", "tiny_instance"]
 
 
 def cheapest_columns(inst: Instance, per_job: int) -> tuple[object, ColumnSet]:

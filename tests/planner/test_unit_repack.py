@@ -14,7 +14,7 @@ from carbonplan.planner.greedy import Residual
 from carbonplan.planner.lns import LNS
 from carbonplan.planner.solve import PlanOptions, plan
 
-from .planner_helpers import assert_feasible, search_state, tiny_instance
+from .planner_helpers import assert_feasible, assert_residuals_match, search_state, tiny_instance
 
 
 def _unit_instance(seed: int, **kw):
@@ -98,12 +98,7 @@ def test_repack_never_worsens_and_keeps_the_plan_feasible(seed, n_pools, power, 
     assert abs((before - inc.objective) - stats.gain) <= 1e-6
     sched = inc.schedule()
     assert_feasible(inst, sched)
-    again = Residual.of(lns.prep, sched, t_co2e=float(lns.cols.t_co2e[
-        inc.chosen[inc.chosen >= 0]].sum()))
-    assert np.allclose(again.cap, inc.res.cap)
-    assert np.allclose(again.power[np.isfinite(again.power)],
-                       inc.res.power[np.isfinite(inc.res.power)])
-    assert abs(again.budget - inc.res.budget) <= 1e-9 or not np.isfinite(again.budget)
+    assert_residuals_match(lns, inc)
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
