@@ -2,7 +2,8 @@
 
 The large-neighbourhood search solves a few hundred sub-MIPs in a 10-s plan; most of what they
 find is one job moved into a cheaper run by pushing one to three jobs out of its way. These moves
-are cheap to try in compiled code (tens of thousands a second), so they run here on arrays:
+are cheap to try in compiled code (15,000-20,000 a second on 1,000 x 12 x 72), so they run here
+on arrays:
 
 - relocation: a job takes its cheapest run that fits what the others leave;
 - ejection: a job takes a cheaper run that does not fit, the jobs in its way on that pool step
@@ -311,11 +312,11 @@ def improve(lns: LNS, time_limit: float, *, target: float = -np.inf, seed: int =
     budget_on = d.t is not None and bool(np.isfinite(res.budget))
     tco = d.t if budget_on else np.zeros((1, 1, 1))
     bud = np.array([float(res.budget) if budget_on else 0.0])
-    args = (np.ascontiguousarray(cc.units, dtype=np.float64),
+    args = (np.asarray(inst.site, dtype=np.int64),
+            np.ascontiguousarray(cc.units, dtype=np.float64),
             np.ascontiguousarray(cc.facility_kw, dtype=np.float64),
             np.asarray(d.first, dtype=np.int64), np.asarray(d.n, dtype=np.int64),
             d.objective, tco, bud, prep.penalty.astype(np.float64), movable, cand, ncand)
-    site = np.asarray(inst.site, dtype=np.int64)
     old_pool, old_off = jpool.copy(), joff.copy()
     cur = best = float(jcost.sum())
     goal = target - (inc.objective - cur)  # the objective less what the moves cannot change
@@ -327,7 +328,7 @@ def improve(lns: LNS, time_limit: float, *, target: float = -np.inf, seed: int =
         if now >= end or best <= goal:
             break
         temp = t0 * (t1 / t0) ** ((now - started) / time_limit) if t0 > 0 else 0.0
-        cur -= search(cap, power, site, *args, jpool, joff, jcost, chunk, rng_seed, power_on,
+        cur -= search(cap, power, *args, jpool, joff, jcost, chunk, rng_seed, power_on,
                       budget_on, targets, temp)
         stats.attempts += chunk
         rng_seed += 1
@@ -358,6 +359,8 @@ _warming: subprocess.Popen | None = None
 
 def ready() -> bool:
     """Whether the moves run without compiling first: compiled in this process, or cached."""
+    if _warming is not None:
+        _warming.poll()  # reaps a finished background compile (a daemon would keep a zombie)
     if search.signatures:
         return True
     try:
