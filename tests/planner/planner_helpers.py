@@ -178,9 +178,10 @@ def assert_residuals_match(lns: LNS, inc: Incumbent) -> None:
     assert abs(again.budget - inc.res.budget) <= 1e-9 or not np.isfinite(again.budget)
 
 
-def search_state(inst: Instance, chosen=None, *, max_jobs: int = 6) -> tuple[LNS, Incumbent]:
+def search_state(inst: Instance, chosen=None, *, max_jobs: int = 6,
+                 prices: Duals | None = None) -> tuple[LNS, Incumbent]:
     """A search over `inst` from `chosen(prep, cols)` -> column per job (default: the greedy at
-    zero prices), with candidates and dense runs priced at zero duals."""
+    zero prices), with candidates and dense runs priced at `prices` (default: zero duals)."""
     prep = prepare(inst)
     pricer = Pricer(prep)
     cols = ColumnSet.empty()
@@ -190,6 +191,7 @@ def search_state(inst: Instance, chosen=None, *, max_jobs: int = 6) -> tuple[LNS
     else:
         chosen = chosen(prep, cols)
     inc = Incumbent(prep, cols, chosen)
+    y = prices if prices is not None else y
     res = pricer.price(y)
     cg = CGResult(duals=y, bound=res.lagrangian, lp_objective=np.inf, lp=None, pricing=res)
     ptr, idx = candidates(prep, pricer, cols, y, res, cg, chosen, 50)

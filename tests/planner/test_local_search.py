@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from carbonplan.planner import local_search
 from carbonplan.planner.columns import contiguous_slots
+from carbonplan.planner.duals import Duals
 from carbonplan.planner.solve import PlanOptions, plan
 
 from .planner_helpers import assert_feasible, assert_residuals_match, search_state, tiny_instance
@@ -57,15 +58,21 @@ def test_a_blocked_job_is_placed_by_pushing_one_out_of_its_way() -> None:
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 100_000), n_pools=st.integers(1, 4), power=st.booleans(),
-       budget=st.booleans(), temperature=st.sampled_from([0.0, 0.5, 50.0]))
+       budget=st.booleans(), temperature=st.sampled_from([0.0, 0.5, 50.0]),
+       priced=st.booleans())
 def test_moves_never_worsen_the_plan_and_keep_it_feasible(seed, n_pools, power, budget,
-                                                          temperature) -> None:
+                                                          temperature, priced) -> None:
     """Capacity, power cap, carbon budget, releases and deadlines hold after any search, at any
-    temperature (the best plan seen is adopted, so never a dearer one); multi-segment runs of
-    pausable jobs stay where they were; the residuals match the plan."""
+    temperature (the best plan seen is adopted, so never a dearer one), with targets drawn by
+    reduced costs at zero or at random capacity prices; multi-segment runs of pausable jobs stay
+    where they were; the residuals match the plan."""
     inst = tiny_instance(seed, n_jobs=25, n_pools=n_pools, n_slots=10, capacity=(1, 3),
                          pausable=0.3, power_cap=power, budget=budget)
-    lns, inc = search_state(inst)
+    prices = None
+    if priced:
+        prices = Duals.zeros(inst.n_pools, len(inst.site_names), inst.n_slots)
+        prices.beta[:] = -np.random.default_rng(seed).uniform(0, 5, prices.beta.shape)
+    lns, inc = search_state(inst, prices=prices)
     cols = lns.cols
     split = [j for j, c in enumerate(inc.chosen)
              if c >= 0 and np.any(np.diff(cols.column_slots(c)) != 1)]
