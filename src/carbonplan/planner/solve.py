@@ -115,9 +115,9 @@ class PlanOptions:
                                     # 2 lowered the 10-s gap by ~0.2 points (docs/benchmarks.md)
     local_search_share: float = 0.3  # compiled relocation and ejection moves (local_search.py)
                                     # for this share of the time limit before the sub-MIPs
-                                    # (1,000 x 12 x 72 at 10 s: mean gap 1.66% -> 1.48%,
+                                    # (1,000 x 12 x 72 at 10 s: mean gap 1.66% -> 1.33%,
                                     # docs/benchmarks.md); 0: off
-    local_search_max_jobs: int = 1000  # ... up to this many free jobs (measured range)
+    local_search_max_jobs: int = 3000  # ... up to this many free jobs (measured range)
     seed: int = 0
 
 
