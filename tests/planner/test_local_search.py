@@ -6,15 +6,19 @@ import dataclasses
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from carbonplan.planner import local_search
-from carbonplan.planner.columns import contiguous_slots
+from carbonplan.planner import local_search, solve
+from carbonplan.planner.columns import ColumnSet, contiguous_slots
 from carbonplan.planner.duals import Duals
+from carbonplan.planner.lns import Incumbent
+from carbonplan.planner.prepare import prepare
+from carbonplan.planner.pricing import Pricer
 from carbonplan.planner.solve import PlanOptions, plan
 
 from .planner_helpers import assert_feasible, assert_residuals_match, search_state, tiny_instance
@@ -153,3 +157,61 @@ def test_it_stops_once_the_plan_reaches_the_target() -> None:
     assert stats.attempts == 0 and stats.gain == 0.0 and stats.seconds < 1.0
     stats = local_search.improve(lns, 0.3, target=-np.inf)
     assert stats.attempts > 0 and stats.seconds >= 0.3
+
+
+def test_beside_column_generation_the_plan_stays_feasible_and_bounded() -> None:
+    """Started at the first column-generation iteration on a second core, its plan competes
+    with the dual-priced greedy's; the plan that comes out respects every constraint."""
+    inst = tiny_instance(11, n_jobs=60, n_pools=4, n_slots=12, capacity=(1, 3), pausable=0.2,
+                         power_cap=True, budget=True)
+    messages: list[str] = []
+    res = plan(inst, time_limit=3.0, rel_gap=1e-6,
+               options=PlanOptions(lns_jobs=5, completion_max_jobs=0, restricted_max_jobs=10,
+                                   background_lp_gap=1.0),
+               progress=lambda p: messages.append(p.message))
+    if solve.background_ready(PlanOptions(), 60):
+        assert any(m.startswith("local search beside column generation") for m in messages)
+    assert_feasible(inst, res.schedule)
+    assert res.result.bound <= res.result.objective + 1e-6
+    assert np.isclose(res.evaluation.objective, res.result.objective, rtol=1e-9, atol=1e-7)
+
+
+def test_background_plan_is_feasible_and_no_worse_than_its_greedy_start() -> None:
+    inst = tiny_instance(12, n_jobs=40, n_pools=3, n_slots=10, capacity=(1, 3), pausable=0.0,
+                         power_cap=True)
+    prep = prepare(inst)
+    pricer = Pricer(prep)
+    y = Duals.zeros(inst.n_pools, len(inst.site_names), inst.n_slots)
+    cols = ColumnSet.empty()
+    greedy = Incumbent(prep, cols, solve.dual_greedy(prep, pricer, cols, y, rounds=1)[0])
+    moving = local_search.Background(prep, pricer, y, time_limit=0.5, seed=3)
+    time.sleep(0.3)
+    inc, moves = solve.adopt_background(prep, cols, greedy, moving)
+    assert moves > 0
+    assert inc.objective <= greedy.objective + 1e-9
+    assert_feasible(inst, inc.schedule())
+
+
+def test_background_fails_open() -> None:
+    """A failure in the background thread leaves the plan as it was."""
+    inst = tiny_instance(13, n_jobs=20, n_pools=2, n_slots=8)
+    prep = prepare(inst)
+
+    class Broken:
+        def dense(self, duals):
+            raise RuntimeError("boom")
+
+    moving = local_search.Background(prep, Broken(), None, time_limit=1.0)
+    assert moving.result() is None
+    cols = ColumnSet.empty()
+    start = Incumbent(prep, cols, np.full(prep.n_jobs, -1, np.int64))
+    assert solve.adopt_background(prep, cols, start, moving) == (start, 0)
+
+
+def test_no_second_core_no_background(monkeypatch) -> None:
+    assert solve.background_ready(PlanOptions(), 500)  # compiled (fixture), two cores here
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert not solve.background_ready(PlanOptions(), 500)
+    monkeypatch.undo()
+    assert not solve.background_ready(PlanOptions(background_moves=False), 500)
+    assert not solve.background_ready(PlanOptions(), 200)  # the restricted master's range

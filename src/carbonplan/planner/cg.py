@@ -79,8 +79,8 @@ def column_generation(prep: Prepared, pricer: Pricer, cols: ColumnSet, initial: 
                       start: Duals, start_bound: float, *, time_limit: float, tol: float = 2e-4,
                       max_iter: int = 200, smoothing: float = 0.5, ipm_from: int = 4000,
                       max_cols_per_job: float = 12.0,
-                      on_iteration: Callable[[int, float, float], None] | None = None
-                      ) -> CGResult:
+                      on_iteration: Callable[[int, float, float], None] | None = None,
+                      on_duals: Callable[[int, Duals], None] | None = None) -> CGResult:
     """Column generation from columns `initial` of `cols` and duals `start` (see module doc).
 
     Args:
@@ -96,6 +96,7 @@ def column_generation(prep: Prepared, pricer: Pricer, cols: ColumnSet, initial: 
         ipm_from: use interior point (no crossover) once the master has this many columns.
         max_cols_per_job: drop high reduced-cost columns when the LP grows beyond this average.
         on_iteration: called with (iteration, bound, LP objective).
+        on_duals: called with (iteration, best duals so far) after each iteration.
     """
     t0 = time.perf_counter()
     inst = prep.inst
@@ -153,6 +154,8 @@ def column_generation(prep: Prepared, pricer: Pricer, cols: ColumnSet, initial: 
         out.history.append((best_L, z))
         if on_iteration:
             on_iteration(it, best_L, z)
+        if on_duals:
+            on_duals(it, best_y)
         if added == 0 or z - best_L <= tol * max(abs(z), 1e-9):
             break
         if len(lp.lp_cols) > max_cols_per_job * max(len(jobs_free), 1):

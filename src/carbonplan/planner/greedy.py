@@ -59,6 +59,16 @@ class Residual:
         return t_co2e <= self.budget + EPS
 
 
+def size_order(prep: Prepared, cand: DenseCandidates) -> np.ndarray:
+    """The free jobs by decreasing size (unit-slots) per candidate start: big jobs with few
+    options first, the order the dual-priced greedy places them in."""
+    inst = prep.inst
+    free = np.flatnonzero(prep.free)
+    size = np.where(inst.eligible, inst.units * inst.duration_slots, 0).max(axis=1)
+    options = np.maximum(np.isfinite(cand.cost).sum(axis=(1, 2)), 1)
+    return free[np.argsort(-(size / options)[free], kind="stable")]
+
+
 def place_dense(prep: Prepared, cand: DenseCandidates, order: np.ndarray, res: Residual,
                 *, limit: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Each job in `order` takes its cheapest fitting contiguous candidate by `cand.cost`.

@@ -45,7 +45,7 @@ from carbonplan.planner.columns import ColumnSet, Schedule, contiguous_slots
 from carbonplan.planner.continuation import ascend_by_continuation
 from carbonplan.planner.duals import Duals
 from carbonplan.planner.evaluate import Evaluation, evaluate
-from carbonplan.planner.greedy import Residual, place_dense
+from carbonplan.planner.greedy import Residual, place_dense, size_order
 from carbonplan.planner.lns import LNS, Incumbent, LNSStats, column_reduced_costs
 from carbonplan.planner.packing_bound import packing_bound, packing_column_generation
 from carbonplan.planner.pausable_enum import TooMany, pausable_columns_under
@@ -118,6 +118,10 @@ class PlanOptions:
                                     # (1,000 x 12 x 72 at 10 s: mean gap 1.66% -> 1.33%,
                                     # docs/benchmarks.md); 0: off
     local_search_max_jobs: int = 3000  # ... up to this many free jobs (measured range)
+    background_moves: bool = True   # the local search also on a second core while column
+                                    # generation runs, from the greedy plan at its duals once the
+                                    # LP is within `background_lp_gap` of the bound
+    background_lp_gap: float = 0.005
     seed: int = 0
 
 
@@ -250,14 +254,32 @@ def plan(inst: object, *, backend: str | Backend = "highs", time_limit: float = 
         initial = add_priced_columns(pricer, res0, cols, jobs0, pools0)
         initial = np.union1d(initial, np.concatenate([c[c >= 0] for c in starts]))
 
+        lp_z = [np.inf]
+
         def on_cg(it: int, value: float, z: float) -> None:
             state["bound"] = max(state["bound"], value)
+            lp_z[0] = z
             report("columns", f"iteration {it}: LP {z:.2f}")
+
+        moving: list = []  # the local search on the second core, once the duals are worth it
+
+        def on_duals(it: int, y: Duals) -> None:
+            lp_gap = relative_gap(lp_z[0], state["bound"])
+            if not moving and lp_gap <= opt.background_lp_gap and background_ready(opt, n_free):
+                from carbonplan.planner import local_search
+
+                moving.append(local_search.Background(
+                    prep, pricer, y, time_limit=max(time_limit - elapsed(), 0.0),
+                    seed=opt.seed))
 
         cg_time = max(opt.cg_share * time_limit - elapsed(), 0.0)
         cg = column_generation(prep, pricer, cols, initial, y_start, bound, time_limit=cg_time,
                                tol=max(opt.cg_tol * rel_gap, 1e-6), smoothing=0.0,
-                               on_iteration=on_cg)
+                               on_iteration=on_cg, on_duals=on_duals)
+        if moving:
+            best, moves = adopt_background(prep, cols, best, moving[0])
+            state["objective"] = best.objective
+            report("primal", f"local search beside column generation: {moves} moves tried")
     if cg.bound >= bound and cg.pricing is not None:
         bound, y_best, pricing = cg.bound, cg.duals, cg.pricing
     else:
@@ -453,6 +475,42 @@ def local_search_ready(opt: PlanOptions, n_free: int) -> bool:
     return False
 
 
+def background_ready(opt: PlanOptions, n_free: int) -> bool:
+    """Whether the local search also runs beside column generation: on, in its size range
+    (above the restricted master's, whose instances the exact steps finish), compiled (no
+    warm-up here: the search stage starts that), and with a second core to run on."""
+    if (not opt.background_moves or n_free <= opt.restricted_max_jobs
+            or opt.local_search_share <= 0 or n_free > opt.local_search_max_jobs):
+        return False
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # (not on Linux)
+        cores = os.cpu_count() or 1
+    if cores < 2:
+        return False
+    try:
+        from carbonplan.planner import local_search  # imports numba: only when used
+    except ImportError:
+        return False
+    return local_search.ready()
+
+
+def adopt_background(prep: Prepared, cols: ColumnSet, best: Incumbent,
+                     moving: object) -> tuple[Incumbent, int]:
+    """Stop the background local search; its best plan if cheaper than `best`, and its moves."""
+    found = moving.result()
+    if found is None:
+        return best, 0
+    dense, pool, off, attempts = found
+    from carbonplan.planner import local_search
+
+    jobs = np.flatnonzero(prep.free)
+    chosen = np.full(prep.n_jobs, -1, dtype=np.int64)
+    chosen[jobs] = local_search.columns_of(prep, cols, dense, jobs, pool[jobs], off[jobs])
+    inc = Incumbent(prep, cols, chosen)
+    return (inc if inc.objective < best.objective - 1e-9 else best), attempts
+
+
 def search_workers(opt: PlanOptions, backend: Backend) -> int:
     """Sub-MIPs the search solves at once: threads pay off only where the solver releases the
     GIL (highspy does); PuLP and Pyomo go through files and solver processes, one at a time."""
@@ -510,10 +568,7 @@ def dual_greedy(prep: Prepared, pricer: Pricer, cols: ColumnSet, duals: Duals,
     inst = prep.inst
     J = prep.n_jobs
     cand = pricer.dense(duals)
-    free = np.flatnonzero(prep.free)
-    size = np.where(inst.eligible, inst.units * inst.duration_slots, 0).max(axis=1)
-    options = np.maximum(np.isfinite(cand.cost).sum(axis=(1, 2)), 1)
-    order = free[np.argsort(-(size / options)[free], kind="stable")]
+    order = size_order(prep, cand)
     out = []
     for _ in range(rounds):
         res = Residual.of(prep)
