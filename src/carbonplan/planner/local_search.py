@@ -24,7 +24,7 @@ the residual).
 `Background` runs the same moves on a second core while column generation runs on the first
 (one HiGHS thread): from the greedy plan at the duals of the iteration whose LP is within 0.5%
 of the bound, until column generation ends; the plan then starts from the cheaper of its plan
-and the dual-priced greedy's (1,000 x 12 x 72 at 10 s: mean gap 1.35% -> 1.15%).
+and the dual-priced greedy's (1,000 x 12 x 72 at 10 s: mean gap 1.35% -> 1.14%).
 
 Compiling the moves takes about 6 s (2 cores); numba caches the machine code next to this module,
 so later processes load it in about 0.3 s. A plan never waits for the compiler: when the cache is
