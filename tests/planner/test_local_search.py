@@ -215,3 +215,23 @@ def test_no_second_core_no_background(monkeypatch) -> None:
     monkeypatch.undo()
     assert not solve.background_ready(PlanOptions(background_moves=False), 500)
     assert not solve.background_ready(PlanOptions(), 200)  # the restricted master's range
+
+
+def test_a_plan_does_not_wait_for_a_background_still_setting_up() -> None:
+    """Column generation may end right after the background started: the plan goes on without
+    it rather than waiting for its set-up, and the thread ends by itself."""
+    inst = tiny_instance(14, n_jobs=20, n_pools=2, n_slots=8)
+    prep = prepare(inst)
+    pricer = Pricer(prep)
+
+    class Slow:
+        def dense(self, duals):
+            time.sleep(1.0)
+            return pricer.dense(duals)
+
+    moving = local_search.Background(prep, Slow(), None, time_limit=5.0)
+    t = time.perf_counter()
+    assert moving.result() is None
+    assert time.perf_counter() - t < 0.5
+    moving._thread.join(5.0)
+    assert not moving._thread.is_alive() and moving.mv.attempts == 0

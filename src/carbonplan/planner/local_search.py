@@ -506,12 +506,14 @@ class Background:
         except Exception:  # fail open: the plan goes on without it
             self.mv = None
 
-    def result(self) -> tuple[DenseCandidates, np.ndarray, np.ndarray, int] | None:
+    def result(self, wait: float = 0.05) -> tuple[DenseCandidates, np.ndarray, np.ndarray,
+                                                     int] | None:
         """Stop the moves; (candidates, pool, start offset per job of the best plan seen,
-        moves tried), or None when it failed."""
+        moves tried), or None when it failed or is still setting up after `wait` s (then it
+        ends by itself once set up: the plan does not wait for a start it would not use)."""
         self._stop.set()
-        self._thread.join()
-        if self.mv is None or self.dense is None:
+        self._thread.join(wait)
+        if self._thread.is_alive() or self.mv is None or self.dense is None:
             return None
         return self.dense, self.mv.best_pool, self.mv.best_off, self.mv.attempts
 
