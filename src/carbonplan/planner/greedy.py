@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from carbonplan.planner.columns import ColumnSet, Schedule
+from carbonplan.planner.columns import ColumnSet, Schedule, contiguous_slots
 from carbonplan.planner.prepare import Prepared, usage_of
 from carbonplan.planner.pricing import DenseCandidates
 
@@ -57,6 +57,18 @@ class Residual:
         if np.any(self.power[prep.inst.site[p], slots] < prep.cc.facility_kw[j, p] - EPS):
             return False
         return t_co2e <= self.budget + EPS
+
+
+def run_columns(prep: Prepared, cols: ColumnSet, jobs: np.ndarray, pool: np.ndarray,
+                start: np.ndarray) -> np.ndarray:
+    """The columns (added to `cols`) of contiguous runs given as pool and first slot per job;
+    -1 where the pool is -1 (unplaced)."""
+    new = np.full(len(jobs), -1, np.int64)
+    on = pool >= 0
+    mj, mp = jobs[on], pool[on]
+    indptr, slots = contiguous_slots(start[on], prep.inst.duration_slots[mj, mp])
+    new[on] = cols.add(prep.inst, prep.cc, mj, mp, indptr, slots)
+    return new
 
 
 def size_order(prep: Prepared, cand: DenseCandidates) -> np.ndarray:

@@ -46,8 +46,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from carbonplan.planner.columns import contiguous_slots
-from carbonplan.planner.greedy import Residual, place_dense, size_order
+from carbonplan.planner.greedy import Residual, place_dense, run_columns, size_order
 from carbonplan.planner.lns import LNS
 from carbonplan.planner.pricing import DenseCandidates
 
@@ -347,6 +346,14 @@ class _Moves:
     attempts: int = 0
 
 
+def _cheapest(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each job's `k` cheapest runs of `values` (J, P, W): their flat (pool, offset) indices and
+    values, cheapest first."""
+    flat = values.reshape(values.shape[0], -1)
+    idx = np.argsort(flat, axis=1, kind="stable")[:, :k].astype(np.int64)
+    return idx, np.ascontiguousarray(np.take_along_axis(flat, idx, axis=1))
+
+
 def _moves(prep, d: DenseCandidates, jpool: np.ndarray, joff: np.ndarray,
            movable: np.ndarray, res: Residual, max_candidates: int) -> _Moves:
     """The arrays the moves work on, for the plan (jpool, joff) with residuals `res`."""
@@ -356,15 +363,11 @@ def _moves(prep, d: DenseCandidates, jpool: np.ndarray, joff: np.ndarray,
     jcost = prep.penalty.astype(np.float64).copy()
     on = np.flatnonzero(jpool >= 0)
     jcost[on] = d.objective[on, jpool[on], joff[on]]
-    flat = d.objective.reshape(J, P * W)
     K = min(P * W, max_candidates)
-    cand = np.argsort(flat, axis=1, kind="stable")[:, :K].astype(np.int64)
-    cval = np.ascontiguousarray(np.take_along_axis(flat, cand, axis=1))
+    cand, cval = _cheapest(d.objective, K)
     ncand = np.isfinite(cval).sum(axis=1).astype(np.int64)
     rc = np.where(np.isfinite(d.objective), d.cost, np.inf)  # reduced cost at the duals
-    rflat = rc.reshape(J, P * W)
-    rcand = np.argsort(rflat, axis=1, kind="stable")[:, :K].astype(np.int64)
-    rval = np.ascontiguousarray(np.take_along_axis(rflat, rcand, axis=1))
+    rcand, rval = _cheapest(rc, K)
     on = np.flatnonzero(movable & (jpool >= 0))
     pcount = np.bincount(jpool[on], minlength=P).astype(np.int64)
     plist = np.full((P, max(int(movable.sum()), 1)), -1, np.int64)
@@ -453,24 +456,13 @@ def improve(lns: LNS, time_limit: float, *, target: float = -np.inf, seed: int =
     stats.seconds = time.perf_counter() - started
     moved = np.flatnonzero((mv.best_pool != old_pool) | (mv.best_off != old_off))
     if moved.size:
-        new = columns_of(prep, cols, d, moved, mv.best_pool[moved], mv.best_off[moved])
+        new = run_columns(prep, cols, moved, mv.best_pool[moved],
+                          d.first[moved] + mv.best_off[moved])
         lns._refresh()
         before = inc.objective
         inc.set_jobs(moved, new)
         stats.gain = before - inc.objective
     return stats
-
-
-def columns_of(prep, cols, d: DenseCandidates, jobs: np.ndarray, pool: np.ndarray,
-               off: np.ndarray) -> np.ndarray:
-    """The columns (added to `cols`) of runs given as pool and start offset per job; -1 where
-    the pool is -1 (unplanned)."""
-    new = np.full(len(jobs), -1, np.int64)
-    on = pool >= 0
-    mj, pp = jobs[on], pool[on]
-    indptr, slots = contiguous_slots(d.first[mj] + off[on], d.n[mj, pp])
-    new[on] = cols.add(prep.inst, prep.cc, mj, pp, indptr, slots)
-    return new
 
 
 class Background:
@@ -506,16 +498,16 @@ class Background:
         except Exception:  # fail open: the plan goes on without it
             self.mv = None
 
-    def result(self, wait: float = 0.05) -> tuple[DenseCandidates, np.ndarray, np.ndarray,
-                                                     int] | None:
-        """Stop the moves; (candidates, pool, start offset per job of the best plan seen,
-        moves tried), or None when it failed or is still setting up after `wait` s (then it
-        ends by itself once set up: the plan does not wait for a start it would not use)."""
+    def result(self, wait: float = 0.05) -> tuple[np.ndarray, np.ndarray, int] | None:
+        """Stop the moves; (pool, first slot per job of the best plan seen, moves tried), or
+        None when it failed or is still setting up after `wait` s (then it ends by itself once
+        set up: the plan does not wait for a start it would not use)."""
         self._stop.set()
         self._thread.join(wait)
         if self._thread.is_alive() or self.mv is None or self.dense is None:
             return None
-        return self.dense, self.mv.best_pool, self.mv.best_off, self.mv.attempts
+        mv = self.mv
+        return mv.best_pool, self.dense.first + mv.best_off, mv.attempts
 
 
 _warming: subprocess.Popen | None = None

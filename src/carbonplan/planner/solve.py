@@ -45,7 +45,7 @@ from carbonplan.planner.columns import ColumnSet, Schedule, contiguous_slots
 from carbonplan.planner.continuation import ascend_by_continuation
 from carbonplan.planner.duals import Duals
 from carbonplan.planner.evaluate import Evaluation, evaluate
-from carbonplan.planner.greedy import Residual, place_dense, size_order
+from carbonplan.planner.greedy import Residual, place_dense, run_columns, size_order
 from carbonplan.planner.lns import LNS, Incumbent, LNSStats, column_reduced_costs
 from carbonplan.planner.packing_bound import packing_bound, packing_column_generation
 from carbonplan.planner.pausable_enum import TooMany, pausable_columns_under
@@ -460,9 +460,9 @@ def _resolved(opt: PlanOptions, time_limit: float) -> PlanOptions:
                                        if getattr(opt, k) is None})
 
 
-def local_search_ready(opt: PlanOptions, n_free: int) -> bool:
-    """Whether this plan runs the compiled moves: on, in their size range, and compiled (a cold
-    cache starts their compilation in the background for later plans instead)."""
+def local_search_ready(opt: PlanOptions, n_free: int, *, warm: bool = True) -> bool:
+    """Whether this plan runs the compiled moves: on, in their size range, and compiled (with
+    `warm`, a cold cache starts their compilation in the background for later plans instead)."""
     if opt.local_search_share <= 0 or n_free > opt.local_search_max_jobs:
         return False
     try:
@@ -471,28 +471,22 @@ def local_search_ready(opt: PlanOptions, n_free: int) -> bool:
         return False
     if local_search.ready():
         return True
-    local_search.warm_up()
+    if warm:
+        local_search.warm_up()
     return False
 
 
 def background_ready(opt: PlanOptions, n_free: int) -> bool:
-    """Whether the local search also runs beside column generation: on, in its size range
-    (above the restricted master's, whose instances the exact steps finish), compiled (no
-    warm-up here: the search stage starts that), and with a second core to run on."""
-    if (not opt.background_moves or n_free <= opt.restricted_max_jobs
-            or opt.local_search_share <= 0 or n_free > opt.local_search_max_jobs):
+    """Whether the local search also runs beside column generation: on, above the restricted
+    master's size (whose instances the exact steps finish), with a second core to run on, and
+    ready as the search stage's is (that stage, not this one, starts a cold cache's warm-up)."""
+    if not opt.background_moves or n_free <= opt.restricted_max_jobs:
         return False
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # (not on Linux)
         cores = os.cpu_count() or 1
-    if cores < 2:
-        return False
-    try:
-        from carbonplan.planner import local_search  # imports numba: only when used
-    except ImportError:
-        return False
-    return local_search.ready()
+    return cores >= 2 and local_search_ready(opt, n_free, warm=False)
 
 
 def adopt_background(prep: Prepared, cols: ColumnSet, best: Incumbent,
@@ -501,12 +495,10 @@ def adopt_background(prep: Prepared, cols: ColumnSet, best: Incumbent,
     found = moving.result()
     if found is None:
         return best, 0
-    dense, pool, off, attempts = found
-    from carbonplan.planner import local_search
-
+    pool, start, attempts = found
     jobs = np.flatnonzero(prep.free)
     chosen = np.full(prep.n_jobs, -1, dtype=np.int64)
-    chosen[jobs] = local_search.columns_of(prep, cols, dense, jobs, pool[jobs], off[jobs])
+    chosen[jobs] = run_columns(prep, cols, jobs, pool[jobs], start[jobs])
     inc = Incumbent(prep, cols, chosen)
     return (inc if inc.objective < best.objective - 1e-9 else best), attempts
 
@@ -565,7 +557,6 @@ def dual_greedy(prep: Prepared, pricer: Pricer, cols: ColumnSet, duals: Duals,
     Returns:
         the chosen column per job (J,) of each round.
     """
-    inst = prep.inst
     J = prep.n_jobs
     cand = pricer.dense(duals)
     order = size_order(prep, cand)
@@ -574,11 +565,8 @@ def dual_greedy(prep: Prepared, pricer: Pricer, cols: ColumnSet, duals: Duals,
         res = Residual.of(prep)
         pool, start = place_dense(prep, cand, order, res, limit=prep.penalty)
         placed = pool >= 0
-        jobs = order[placed]
-        n = inst.duration_slots[jobs, pool[placed]]
-        indptr, slots = contiguous_slots(start[placed], n)
         chosen = np.full(J, -1, dtype=np.int64)
-        chosen[jobs] = cols.add(inst, prep.cc, jobs, pool[placed], indptr, slots)
+        chosen[order] = run_columns(prep, cols, order, pool, start)
         out.append(chosen)
         unplaced = order[~placed]
         if unplaced.size == 0:
