@@ -52,6 +52,72 @@ def test_the_posterior_mean_moves_from_the_configured_rate_to_the_measured_one()
     assert rate(site, SPOT) == pytest.approx(0.005)
 
 
+R_A100, S_A100, S_MIG, R_H100 = ("r/a100-80gb/spot", "s/a100-80gb/spot",
+                                  "s/a100-80gb:1g.10gb/spot", "r/h100-sxm/spot")
+SIBLINGS = parse_config({
+    "site": {"home_region": "r"},
+    "regions": [{"name": "r", "zone": "SE", "pue": 1.1}, {"name": "s", "zone": "FR", "pue": 1.2}],
+    "pools": [
+        {"region": "r", "accelerator": "a100-80gb", "market": "spot", "capacity": 8,
+         "price_usd_per_unit_h": 1.0, "eviction_rate_per_h": 0.01},
+        {"region": "s", "accelerator": "a100-80gb", "market": "spot", "capacity": 8,
+         "price_usd_per_unit_h": 1.0, "eviction_rate_per_h": 0.02},
+        {"region": "s", "accelerator": "a100-80gb", "mig": "1g.10gb", "market": "spot",
+         "capacity": 14, "price_usd_per_unit_h": 0.2, "eviction_rate_per_h": 0.02},
+        {"region": "r", "accelerator": "h100-sxm", "market": "spot", "capacity": 8,
+         "price_usd_per_unit_h": 2.0, "eviction_rate_per_h": 0.01},
+        {"region": "r", "accelerator": "a100-80gb", "market": "on_demand", "capacity": 8,
+         "price_usd_per_unit_h": 3.0},
+    ],
+}).to_site()
+
+
+def test_a_pool_learns_from_the_spot_pools_of_its_gpu_elsewhere() -> None:
+    # r's A100 spot met 5 interruptions in 100 h where its configured 0.01/h expected 1
+    seen = {R_A100: Exposure(runs=20, run_h=100, interrupted=5)}
+    site, changes = learned(SIBLINGS, seen, prior_h=200)
+    # r itself: no sibling history, so the plain update
+    assert rate(site, R_A100) == pytest.approx((0.01 * 200 + 5) / 300)
+    assert "siblings" not in changes[R_A100]
+    # s (no history of its own): its configured 0.02/h scaled by what r met against what r's
+    # rate expected, shrunk with the same prior weight (0.02 x 200 = 4 interruptions)
+    factor = (4 + 5) / (4 + 1)
+    assert rate(site, S_A100) == pytest.approx(0.02 * factor)
+    assert changes[S_A100] == {
+        "configured": 0.02, "learned": pytest.approx(0.02 * factor), "interrupted": 0,
+        "run_h": 0, "siblings": {"pools": 1, "interrupted": 5, "run_h": 100,
+                                 "factor": pytest.approx(factor)}}
+    assert rate(site, S_MIG) == pytest.approx(0.02 * factor)  # MIG slices of the same GPU
+    # another GPU type, on-demand: untouched
+    assert rate(site, R_H100) == 0.01 and R_H100 not in changes
+    assert rate(site, "r/a100-80gb/on_demand") == 0.0
+
+
+def test_a_pools_own_history_counts_once_and_quiet_siblings_lower_the_rate() -> None:
+    seen = {R_A100: Exposure(runs=10, run_h=50, interrupted=2),
+            S_A100: Exposure(runs=50, run_h=400, interrupted=0)}
+    site, changes = learned(SIBLINGS, seen, prior_h=200)
+    # r's centre from s alone (0 interruptions where 0.02 x 400 = 8 were expected), then r's
+    # own 2 in 50 h on top
+    centre_r = 0.01 * (2 + 0) / (2 + 8)
+    assert rate(site, R_A100) == pytest.approx((centre_r * 200 + 2) / 250)
+    # s's centre from r alone (2 where 0.5 were expected); s's own quiet 400 h pull it down
+    centre_s = 0.02 * (4 + 2) / (4 + 0.5)
+    assert rate(site, S_A100) == pytest.approx((centre_s * 200 + 0) / 600)
+    assert changes[S_A100]["siblings"]["pools"] == 1
+    # the MIG pool has both as siblings
+    centre_m = 0.02 * (4 + 2) / (4 + 0.5 + 8)
+    assert rate(site, S_MIG) == pytest.approx(centre_m)
+    assert changes[S_MIG]["siblings"] == {"pools": 2, "interrupted": 2, "run_h": 450,
+                                          "factor": pytest.approx(centre_m / 0.02)}
+    # a huge prior keeps the configured rates; with none, a pool without history takes its
+    # siblings' measured ratio
+    site, _ = learned(SIBLINGS, seen, prior_h=1e9)
+    assert rate(site, S_MIG) == pytest.approx(0.02, rel=1e-6)
+    site, _ = learned(SIBLINGS, {R_A100: Exposure(runs=10, run_h=50, interrupted=2)}, 1e-9)
+    assert rate(site, S_MIG) == pytest.approx(0.02 * 2 / 0.5, rel=1e-6)
+
+
 def _run(store, job_id: int, pool: str, start: datetime, end: datetime, to: JobState,
          **updates) -> None:
     store.transition(job_id, JobState.SUBMITTED, updates={"attempt": 1, "ran_pool": pool})
@@ -155,6 +221,39 @@ def test_plan_uses_and_records_the_learned_rates(cli, isolated: Path, db_path: P
     # without the key the plan carries no learned rates
     (isolated / "carbonplan.toml").write_text(CONFIG)
     assert "eviction_rates" not in json.loads(cli("plan", "--json").out)["details"]
+
+
+def test_plan_names_what_the_siblings_taught(cli, isolated: Path, db_path: Path) -> None:
+    sibling = CONFIG.replace("[[pools]]", """[[regions]]
+name = "s"
+zone = "FR"
+pue = 1.2
+
+[[pools]]
+region = "s"
+accelerator = "a100-80gb"
+market = "spot"
+capacity = 8
+price_usd_per_unit_h = 1.0
+eviction_rate_per_h = 0.02
+
+[[pools]]""", 1)
+    (isolated / "carbonplan.toml").write_text(sibling + 'learn_evictions = "30d"\n')
+    store = open_store(str(db_path))
+    (a,) = store.add_jobs([JobSpec(name="j", user="u", project="p", command=["true"], hours=1,
+                                   deadline=datetime.now(UTC) + timedelta(days=3))])
+    t = datetime.now(UTC) - timedelta(hours=5)
+    store.transition(a.id, JobState.SUBMITTED, updates={"attempt": 1, "ran_pool": SPOT})
+    store.transition(a.id, JobState.RUNNING, updates={"started_at": t})
+    store.transition(a.id, JobState.QUEUED, reason="preempted",
+                     updates={"ended_at": t + timedelta(hours=2)})
+    store.close()
+    out = cli("plan", "--dry-run").out
+    # 0.02/h x (0.02 x 200 + 1) / (0.02 x 200 + 0.01 x 2): r's one interruption in 2 h, where
+    # its configured rate expected 0.02
+    assert ("Eviction rate of s/a100-80gb/spot: 0.02488/h learned from 0 interruption(s) in 0.0 "
+            "run-hours and 1 in 2.0 on 1 other pool(s) of its GPU over 30d (configured 0.02/h)."
+            in " ".join(out.split()))
 
 
 @pytest.mark.parametrize(("line", "field"), [

@@ -4,13 +4,24 @@ The catalog's rates come from monthly interruption bands and sit far below what 
 spot traces show (docs/catalog.md). A site that runs on spot sees its own: every run that went
 back to the queue is an interruption (the store's attempts) and every hour a run held its pool
 is exposure. With `[planner] learn_evictions = "30d"` the planner uses, for each spot pool, the
-posterior mean of a Gamma prior centred on the configured rate and worth `eviction_prior_h`
-run-hours, updated by that pool's interruptions and run-hours over the window:
+posterior mean of a Gamma prior worth `eviction_prior_h` run-hours, updated by that pool's
+interruptions and run-hours over the window:
 
-    rate = (configured_rate x prior_h + interruptions) / (prior_h + run_h)
+    rate = (centre x prior_h + interruptions) / (prior_h + run_h)
 
-A pool with little history keeps about its configured rate; one with much moves to what it
-measured. The rate prices expected rework only: spot columns stay deadline-safe whatever it is.
+The centre is the configured rate scaled by what the pool's siblings (the spot pools of the same
+accelerator in other regions or MIG profiles) met against what their configured rates expected,
+itself shrunk towards 1 with the same prior weight:
+
+    centre = configured_rate x (configured_rate x prior_h + sibling interruptions)
+                             / (configured_rate x prior_h + sum of sibling configured_rate x run_h)
+
+Why: a provider reclaims one GPU type's spot capacity in similar ways everywhere, and a new or
+rarely used pool has too little history of its own; its siblings' say how far the configured
+rates are off. The pool's own history is left out of its centre (it already counts once), so a
+pool without siblings keeps the plain update. A pool with little history keeps about its centre;
+one with much moves to what it measured. The rate prices expected rework only: spot columns stay
+deadline-safe whatever it is.
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ from carbonplan.domain import (
     JobState,
     Market,
     Plan,
+    Pool,
     Site,
 )
 
@@ -103,17 +115,40 @@ def observed(store: Any, since: datetime, until: datetime) -> dict[str, Exposure
 
 
 def learned(site: Site, seen: dict[str, Exposure], prior_h: float) -> tuple[Site, dict]:
-    """The site with each spot pool's rate updated by what it met; and, per changed pool,
-    {configured, learned, interrupted, run_h} for the plan's record."""
+    """The site with each spot pool's rate updated by what it and its siblings met (see the
+    module docstring); and, per changed pool, {configured, learned, interrupted, run_h[,
+    siblings]} for the plan's record."""
+    spot = [p for p in site.pools if p.market == Market.SPOT]
+    by_gpu: dict[str, list[tuple[Pool, Exposure]]] = {}
+    for p in spot:
+        e = seen.get(p.name)
+        if e is not None and e.run_h > 0:
+            by_gpu.setdefault(p.accelerator, []).append((p, e))
     pools, changes = [], {}
     for p in site.pools:
-        e = seen.get(p.name)
-        if p.market != Market.SPOT or e is None or e.run_h <= 0:
+        if p.market != Market.SPOT:
             pools.append(p)
             continue
-        rate = (p.eviction_rate_per_h * prior_h + e.interrupted) / (prior_h + e.run_h)
-        changes[p.name] = {"configured": p.eviction_rate_per_h, "learned": rate,
-                           "interrupted": e.interrupted, "run_h": round(e.run_h, 3)}
+        own = seen.get(p.name)
+        own = own if own is not None and own.run_h > 0 else Exposure()
+        others = [(q, e) for q, e in by_gpu.get(p.accelerator, ()) if q.name != p.name]
+        if own.run_h <= 0 and not others:
+            pools.append(p)
+            continue
+        c = p.eviction_rate_per_h
+        centre, record = c, {}
+        if others:
+            hit = sum(e.interrupted for _, e in others)
+            expected = sum(q.eviction_rate_per_h * e.run_h for q, e in others)
+            weight = c * prior_h
+            factor = (weight + hit) / (weight + expected) if weight + expected > 0 else 1.0
+            centre = c * factor
+            record = {"siblings": {"pools": len(others), "interrupted": hit,
+                                   "run_h": round(sum(e.run_h for _, e in others), 3),
+                                   "factor": factor}}
+        rate = (centre * prior_h + own.interrupted) / (prior_h + own.run_h)
+        changes[p.name] = {"configured": c, "learned": rate, "interrupted": own.interrupted,
+                           "run_h": round(own.run_h, 3), **record}
         pools.append(p.model_copy(update={"eviction_rate_per_h": rate}))
     return site.model_copy(update={"pools": tuple(pools)}), changes
 

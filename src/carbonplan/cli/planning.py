@@ -140,9 +140,12 @@ def plan(
         return
     render_plan(run, {j.id: j for j in jobs}, plan_id)
     for pool, r in sorted(rates.items()):
+        sib = r.get("siblings")
+        also = (f" and {sib['interrupted']} in {sib['run_h']:,.1f} on {sib['pools']} other "
+                f"pool(s) of its GPU" if sib else "")
         console.print(f"Eviction rate of {pool}: {r['learned']:.4g}/h learned from "
-                      f"{r['interrupted']} interruption(s) in {r['run_h']:,.1f} run-hours over "
-                      f"{cfg.planner.learn_evictions} (configured {r['configured']:.4g}/h).")
+                      f"{r['interrupted']} interruption(s) in {r['run_h']:,.1f} run-hours{also} "
+                      f"over {cfg.planner.learn_evictions} (configured {r['configured']:.4g}/h).")
 
 
 def render_plan(run: PlanningRun, jobs: dict[int, Any], plan_id: int | None) -> None:
