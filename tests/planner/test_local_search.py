@@ -63,13 +63,14 @@ def test_a_blocked_job_is_placed_by_pushing_one_out_of_its_way() -> None:
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 100_000), n_pools=st.integers(1, 4), power=st.booleans(),
        budget=st.booleans(), temperature=st.sampled_from([0.0, 0.5, 50.0]),
-       priced=st.booleans())
+       priced=st.booleans(), workers=st.sampled_from([1, 2]))
 def test_moves_never_worsen_the_plan_and_keep_it_feasible(seed, n_pools, power, budget,
-                                                          temperature, priced) -> None:
+                                                          temperature, priced, workers) -> None:
     """Capacity, power cap, carbon budget, releases and deadlines hold after any search, at any
     temperature (the best plan seen is adopted, so never a dearer one), with targets drawn by
-    reduced costs at zero or at random capacity prices; multi-segment runs of pausable jobs stay
-    where they were; the residuals match the plan."""
+    reduced costs at zero or at random capacity prices, by one chain or by two on the two sides
+    of boundaries that move between short stretches (their merged plans stay feasible together);
+    multi-segment runs of pausable jobs stay where they were; the residuals match the plan."""
     inst = tiny_instance(seed, n_jobs=25, n_pools=n_pools, n_slots=10, capacity=(1, 3),
                          pausable=0.3, power_cap=power, budget=budget)
     prices = None
@@ -83,11 +84,39 @@ def test_moves_never_worsen_the_plan_and_keep_it_feasible(seed, n_pools, power, 
     kept = inc.chosen[split].copy()
     before = inc.objective
     stats = local_search.improve(lns, 0.2, seed=seed, t0=temperature,
-                                 t1=temperature / 100)
+                                 t1=temperature / 100, workers=workers, stretch=0.04)
     assert inc.objective <= before + 1e-9
     assert abs((before - inc.objective) - stats.gain) <= 1e-6
     assert np.array_equal(inc.chosen[split], kept)
     sched = inc.schedule()
+    assert_feasible(inst, sched)
+    assert_residuals_match(lns, inc)
+
+
+def test_two_chains_each_improve_their_side_and_both_gains_are_kept() -> None:
+    """One 1-GPU pool, eight slots, two 1-slot jobs: A sits in slot 1 with the cheap slot 0
+    free, B in slot 6 with the cheap slot 7 free. Split at the middle, A's chain and B's chain
+    each find their move; the merged plan has both."""
+    T = 8
+    price = np.array([[1.0, 5.0, 4.0, 4.0, 4.0, 4.0, 5.0, 1.0]])
+    inst = tiny_instance(
+        0, n_jobs=2, n_pools=1, n_slots=T, pausable=0.0, spot=False,
+        units=np.ones((2, 1)), duration_slots=np.ones((2, 1), np.int32),
+        release=np.zeros(2, np.int32), deadline=np.full(2, T, np.int32),
+        eligible=np.ones((2, 1), bool), price_usd_per_unit_h=price,
+        ci_g_per_kwh=np.full((1, T), 100.0), unplanned_penalty_usd=np.full(2, 1000.0),
+        final_share=np.ones((2, 1)))
+    inst = dataclasses.replace(inst, capacity=np.ones((1, T)))
+
+    def apart(prep, cols):
+        indptr, slots = contiguous_slots(np.array([1, 6]), np.array([1, 1]))
+        return cols.add(prep.inst, prep.cc, np.array([0, 1]), np.array([0, 0]), indptr, slots)
+
+    lns, inc = search_state(inst, apart)
+    stats = local_search.improve(lns, 0.3, t0=0.0, workers=2)
+    sched = inc.schedule()
+    assert sorted(sched.start.tolist()) == [0, 7]
+    assert stats.gain > 0 and stats.attempts > 0
     assert_feasible(inst, sched)
     assert_residuals_match(lns, inc)
 
