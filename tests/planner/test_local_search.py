@@ -177,6 +177,28 @@ def test_warm_up_compiles_into_the_cache(tmp_path) -> None:
                           check=True).stdout.strip() == "True"
 
 
+def test_a_cache_of_another_source_is_not_ready(tmp_path) -> None:
+    """After an upgrade numba ignores the cached machine code of the old module and would
+    compile inside the next plan: `ready()` says no until the warm-up has cached the new one."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    subprocess.run([sys.executable, "-m", "carbonplan.planner.local_search"], env=env,
+                   check=True, timeout=300)
+    restamp = (
+        "import pickle\n"
+        "from carbonplan.planner import local_search as m\n"
+        "f = m.search._cache._cache_file\n"
+        "print(m.ready())\n"
+        "with open(f._index_path, 'rb') as fh:\n"
+        "    version = pickle.load(fh); stamp, overloads = pickle.loads(fh.read())\n"
+        "with open(f._index_path, 'wb') as fh:\n"
+        "    pickle.dump(version, fh, protocol=-1)\n"
+        "    fh.write(pickle.dumps(((0.0, 0), overloads), protocol=-1))\n"
+        "print(m.ready())\n")
+    out = subprocess.run([sys.executable, "-c", restamp], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out == ["True", "False"]
+
+
 def test_it_stops_once_the_plan_reaches_the_target() -> None:
     """A plan already at the target (the objective that closes the gap) is left alone at once;
     an unreachable target gets the whole time."""

@@ -26,7 +26,7 @@ each chain's moves see the other side's capacity as taken, so the two never shar
 each plan they keep is feasible together (jobs whose run spans the boundary stay put). Between
 stretches of half a second the two halves merge and the boundary moves (the middle, then a
 random slot in the middle third), so jobs cross it over the stretches (1,000 x 12 x 72, 3 s of
-search from the same states: mean gap 1.29% -> 1.19%, docs/benchmarks.md).
+search from the same states, seeds 2-3: mean gap 1.29% -> 1.18%, docs/benchmarks.md).
 
 `Background` runs the same moves on a second core while column generation runs on the first
 (one HiGHS thread): from the greedy plan at the duals of the iteration whose LP is within 0.5%
@@ -43,7 +43,6 @@ Must not import domain models, the store, signals or config.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -627,14 +626,16 @@ _warming: subprocess.Popen | None = None
 
 
 def ready() -> bool:
-    """Whether the moves run without compiling first: compiled in this process, or cached."""
+    """Whether the moves run without compiling first: compiled in this process, or cached
+    for this very source (numba drops a cache whose module changed since, as after an upgrade,
+    and would compile for seconds inside a plan's time limit: measured 13.6 s for a 10-s plan)."""
     if _warming is not None:
         _warming.poll()  # reaps a finished background compile (a daemon would keep a zombie)
     if search.signatures:
         return True
-    try:
-        return os.path.exists(search._cache._cache_file._index_path)
-    except (AttributeError, OSError):  # numba's cache layout changed: do not guess
+    try:  # the index numba would load: empty when missing, of another numba, or stale
+        return bool(search._cache._cache_file._load_index())
+    except Exception:  # numba's cache layout changed, or an unreadable index: do not guess
         return False
 
 

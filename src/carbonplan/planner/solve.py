@@ -119,8 +119,8 @@ class PlanOptions:
                                     # docs/benchmarks.md); 0: off
     local_search_max_jobs: int = 3000  # ... up to this many free jobs (measured range)
     local_search_workers: int = 2   # chains at once, on the two sides of a moving boundary slot
-                                    # (capped by the cores; 1,000 x 12 x 72, 3 s of search:
-                                    # mean gap 1.29% -> 1.19%, docs/benchmarks.md)
+                                    # (capped by the cores; 1,000 x 12 x 72 at 10 s: mean
+                                    # gap 1.18% -> 1.08%, docs/benchmarks.md)
     background_moves: bool = True   # the local search also on a second core while column
                                     # generation runs, from the greedy plan at its duals once the
                                     # LP is within `background_lp_gap` of the bound
