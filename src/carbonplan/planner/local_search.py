@@ -60,6 +60,8 @@ EPS = 1e-9
 TOL = 1e-6        # $: a smaller saving is no saving
 MAX_EJECT = 6     # jobs pushed out of one target run
 BLOCKED = -1e18   # residual capacity of the slots a chain of a split search may not use
+# where `_Moves.fixed` (the search's arguments after the residuals) holds what a split changes
+_SITE, _UNITS, _KW, _PENALTY, _MOVABLE, _LISTS = 0, 1, 2, 9, 10, slice(16, 19)
 
 
 @numba.njit(cache=True)
@@ -436,7 +438,7 @@ def _anneal(mv: _Moves, time_limit: float, *, goal: float = -np.inf, seed: int =
 def _usage(d: DenseCandidates, jpool: np.ndarray, joff: np.ndarray, mask: np.ndarray,
            mv: _Moves) -> tuple[np.ndarray, np.ndarray]:
     """The capacity units (P, T) and facility kW (S, T) the runs of the jobs in `mask` take."""
-    site, units, kw = mv.fixed[0], mv.fixed[1], mv.fixed[2]
+    site, units, kw = mv.fixed[_SITE], mv.fixed[_UNITS], mv.fixed[_KW]
     cap, power = np.zeros_like(mv.cap), np.zeros_like(mv.power)
     on = np.flatnonzero(mask & (jpool >= 0))
     p = jpool[on]
@@ -459,8 +461,8 @@ def _side(mv: _Moves, cap: np.ndarray, power: np.ndarray, mask: np.ndarray, bloc
     if mv.power_on:
         power[:, blocked] = BLOCKED
     fixed = list(mv.fixed)
-    fixed[10] = mask
-    fixed[16:19] = _pool_lists(jpool, mask, cap.shape[0])
+    fixed[_MOVABLE] = mask
+    fixed[_LISTS] = _pool_lists(jpool, mask, cap.shape[0])
     return _Moves(cap=cap, power=power, fixed=tuple(fixed), jpool=jpool.copy(),
                   joff=joff.copy(), jcost=jcost.copy(), power_on=mv.power_on,
                   budget_on=mv.budget_on, best=float(jcost.sum()), best_pool=jpool.copy(),
@@ -476,7 +478,7 @@ def _anneal_split(mv: _Moves, d: DenseCandidates, movable: np.ndarray, time_limi
     started = time.perf_counter()
     J, T = mv.jpool.size, mv.cap.shape[1]
     rows = np.arange(J)
-    penalty = mv.fixed[9]
+    penalty = mv.fixed[_PENALTY]
     took_cap, took_power = _usage(d, mv.jpool, mv.joff, movable, mv)
     open_cap, open_power = mv.cap + took_cap, mv.power + took_power  # every movable job out
     pool, off = mv.jpool.copy(), mv.joff.copy()
