@@ -118,19 +118,17 @@ def learned(site: Site, seen: dict[str, Exposure], prior_h: float) -> tuple[Site
     """The site with each spot pool's rate updated by what it and its siblings met (see the
     module docstring); and, per changed pool, {configured, learned, interrupted, run_h[,
     siblings]} for the plan's record."""
-    spot = [p for p in site.pools if p.market == Market.SPOT]
+    history = {name: e for name, e in seen.items() if e.run_h > 0}
     by_gpu: dict[str, list[tuple[Pool, Exposure]]] = {}
-    for p in spot:
-        e = seen.get(p.name)
-        if e is not None and e.run_h > 0:
-            by_gpu.setdefault(p.accelerator, []).append((p, e))
+    for p in site.pools:
+        if p.market == Market.SPOT and p.name in history:
+            by_gpu.setdefault(p.accelerator, []).append((p, history[p.name]))
     pools, changes = [], {}
     for p in site.pools:
         if p.market != Market.SPOT:
             pools.append(p)
             continue
-        own = seen.get(p.name)
-        own = own if own is not None and own.run_h > 0 else Exposure()
+        own = history.get(p.name, Exposure())
         others = [(q, e) for q, e in by_gpu.get(p.accelerator, ()) if q.name != p.name]
         if own.run_h <= 0 and not others:
             pools.append(p)

@@ -52,8 +52,10 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from carbonplan.planner.columns import Schedule
 from carbonplan.planner.greedy import Residual, place_dense, run_columns, size_order
 from carbonplan.planner.lns import LNS
+from carbonplan.planner.prepare import usage_of
 from carbonplan.planner.pricing import DenseCandidates
 
 EPS = 1e-9
@@ -61,7 +63,7 @@ TOL = 1e-6        # $: a smaller saving is no saving
 MAX_EJECT = 6     # jobs pushed out of one target run
 BLOCKED = -1e18   # residual capacity of the slots a chain of a split search may not use
 # where `_Moves.fixed` (the search's arguments after the residuals) holds what a split changes
-_SITE, _UNITS, _KW, _PENALTY, _MOVABLE, _LISTS = 0, 1, 2, 9, 10, slice(16, 19)
+_MOVABLE, _LISTS = 10, slice(16, 19)
 
 
 @numba.njit(cache=True)
@@ -385,9 +387,7 @@ def _moves(prep, d: DenseCandidates, jpool: np.ndarray, joff: np.ndarray,
     """The arrays the moves work on, for the plan (jpool, joff) with residuals `res`."""
     inst, cc = prep.inst, prep.cc
     P, W = d.objective.shape[1], d.objective.shape[2]
-    jcost = prep.penalty.astype(np.float64).copy()
-    on = np.flatnonzero(jpool >= 0)
-    jcost[on] = d.objective[on, jpool[on], joff[on]]
+    jcost = _costs(d, jpool, joff, prep.penalty.astype(np.float64))
     K = min(P * W, max_candidates)
     cand, cval = _cheapest(d.objective, K)
     ncand = np.isfinite(cval).sum(axis=1).astype(np.int64)
@@ -435,20 +435,19 @@ def _anneal(mv: _Moves, time_limit: float, *, goal: float = -np.inf, seed: int =
             mv.best_pool[:], mv.best_off[:] = mv.jpool, mv.joff
 
 
-def _usage(d: DenseCandidates, jpool: np.ndarray, joff: np.ndarray, mask: np.ndarray,
-           mv: _Moves) -> tuple[np.ndarray, np.ndarray]:
+def _costs(d: DenseCandidates, jpool: np.ndarray, joff: np.ndarray,
+           penalty: np.ndarray) -> np.ndarray:
+    """Each job's $ in the plan (jpool, joff): its run's objective, or its penalty unplanned."""
+    on = jpool >= 0
+    return np.where(on, d.objective[np.arange(jpool.size), np.maximum(jpool, 0),
+                                     np.maximum(joff, 0)], penalty)
+
+
+def _usage(prep, d: DenseCandidates, jpool: np.ndarray, joff: np.ndarray,
+           mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The capacity units (P, T) and facility kW (S, T) the runs of the jobs in `mask` take."""
-    site, units, kw = mv.fixed[_SITE], mv.fixed[_UNITS], mv.fixed[_KW]
-    cap, power = np.zeros_like(mv.cap), np.zeros_like(mv.power)
-    on = np.flatnonzero(mask & (jpool >= 0))
-    p = jpool[on]
-    n = d.n[on, p]
-    run = np.repeat(np.arange(on.size), n)
-    slot = np.repeat(d.first[on] + joff[on], n) + np.arange(n.sum()) - np.repeat(
-        np.cumsum(n) - n, n)
-    np.add.at(cap, (p[run], slot), units[on, p][run])
-    np.add.at(power, (site[p][run], slot), kw[on, p][run])
-    return cap, power
+    runs = Schedule.from_starts(prep.inst, np.where(mask, jpool, -1), d.first + joff)
+    return usage_of(prep.inst, prep.cc, runs)
 
 
 def _side(mv: _Moves, cap: np.ndarray, power: np.ndarray, mask: np.ndarray, blocked: slice,
@@ -469,7 +468,8 @@ def _side(mv: _Moves, cap: np.ndarray, power: np.ndarray, mask: np.ndarray, bloc
                   best_off=joff.copy())
 
 
-def _anneal_split(mv: _Moves, d: DenseCandidates, movable: np.ndarray, time_limit: float, *,
+def _anneal_split(prep, mv: _Moves, d: DenseCandidates, movable: np.ndarray,
+                  time_limit: float, *,
                   goal: float = -np.inf, seed: int = 0, targets: int = 8, t0: float = 0.5,
                   t1: float = 0.005, stretch: float = 0.5) -> None:
     """`_anneal` by two chains at once, one on each side of a boundary slot that moves between
@@ -478,8 +478,8 @@ def _anneal_split(mv: _Moves, d: DenseCandidates, movable: np.ndarray, time_limi
     started = time.perf_counter()
     J, T = mv.jpool.size, mv.cap.shape[1]
     rows = np.arange(J)
-    penalty = mv.fixed[_PENALTY]
-    took_cap, took_power = _usage(d, mv.jpool, mv.joff, movable, mv)
+    penalty = prep.penalty.astype(np.float64)
+    took_cap, took_power = _usage(prep, d, mv.jpool, mv.joff, movable)
     open_cap, open_power = mv.cap + took_cap, mv.power + took_power  # every movable job out
     pool, off = mv.jpool.copy(), mv.joff.copy()
     rng = np.random.default_rng(seed)
@@ -498,9 +498,8 @@ def _anneal_split(mv: _Moves, d: DenseCandidates, movable: np.ndarray, time_limi
         coin = rng.random(J) < 0.5  # unplanned jobs try one side or the other
         early = movable & np.where(on, end <= cut, coin)
         late = movable & np.where(on, first >= cut, ~coin)
-        took_cap, took_power = _usage(d, pool, off, movable, mv)
-        jcost = np.where(on, d.objective[rows, np.maximum(pool, 0), np.maximum(off, 0)],
-                         penalty)
+        took_cap, took_power = _usage(prep, d, pool, off, movable)
+        jcost = _costs(d, pool, off, penalty)
         sides = [(mask, _side(mv, open_cap - took_cap, open_power - took_power, mask, blocked,
                               pool, off, jcost))
                  for mask, blocked in ((early, slice(cut, T)), (late, slice(0, cut)))]
@@ -518,8 +517,7 @@ def _anneal_split(mv: _Moves, d: DenseCandidates, movable: np.ndarray, time_limi
                 off = np.where(mask, side.best_off, off)
                 mv.attempts += side.attempts
         k += 1
-        cost = float(np.where(pool >= 0, d.objective[rows, np.maximum(pool, 0),
-                                                      np.maximum(off, 0)], penalty).sum())
+        cost = float(_costs(d, pool, off, penalty).sum())
         if cost < mv.best - 1e-9:
             mv.best, mv.best_pool[:], mv.best_off[:] = cost, pool, off
         if mv.best <= goal:
@@ -562,7 +560,7 @@ def improve(lns: LNS, time_limit: float, *, target: float = -np.inf, seed: int =
     goal = target - (inc.objective - mv.best)  # the objective less what the moves cannot change
     left = time_limit - (time.perf_counter() - started)
     if workers >= 2 and not mv.budget_on and mv.cap.shape[1] >= 4:
-        _anneal_split(mv, d, movable, left, goal=goal, seed=seed, targets=targets, t0=t0,
+        _anneal_split(prep, mv, d, movable, left, goal=goal, seed=seed, targets=targets, t0=t0,
                       t1=t1, stretch=stretch)
     else:
         _anneal(mv, left, goal=goal, seed=seed, targets=targets, t0=t0, t1=t1)

@@ -516,7 +516,7 @@ def search_workers(opt: PlanOptions, backend: Backend) -> int:
     GIL (highspy does); PuLP and Pyomo go through files and solver processes, one at a time."""
     if getattr(backend, "name", "") != "highs":
         return 1
-    return max(1, min(opt.workers, os.cpu_count() or 1))
+    return max(1, min(opt.workers, cores()))
 
 
 def adopt(prep: Prepared, cols: ColumnSet, sched: Schedule) -> np.ndarray:
