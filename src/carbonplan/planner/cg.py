@@ -78,7 +78,7 @@ def res_active(res: PricingResult) -> np.ndarray:
 def column_generation(prep: Prepared, pricer: Pricer, cols: ColumnSet, initial: np.ndarray,
                       start: Duals, start_bound: float, *, time_limit: float, tol: float = 2e-4,
                       max_iter: int = 200, smoothing: float = 0.5, ipm_from: int = 4000,
-                      max_cols_per_job: float = 12.0,
+                      max_cols_per_job: float = 12.0, grace: float = 0.0,
                       on_iteration: Callable[[int, float, float], None] | None = None,
                       on_duals: Callable[[int, Duals], None] | None = None) -> CGResult:
     """Column generation from columns `initial` of `cols` and duals `start` (see module doc).
@@ -90,7 +90,9 @@ def column_generation(prep: Prepared, pricer: Pricer, cols: ColumnSet, initial: 
         initial: indices of columns to start the LP master with.
         start: duals to smooth towards at first (e.g. from the Lagrangian ascent).
         start_bound: L(start).
-        time_limit: seconds.
+        time_limit: seconds; no LP starts after them.
+        grace: seconds beyond `time_limit` that an LP started before it may run to finish;
+            an LP that the last one's time says would not finish by then is not started.
         tol: stop at (z_LP - bound) <= tol * |z_LP|.
         smoothing: Wentges weight on the best duals.
         ipm_from: use interior point (no crossover) once the master has this many columns.
@@ -111,10 +113,12 @@ def column_generation(prep: Prepared, pricer: Pricer, cols: ColumnSet, initial: 
     it = 0
     sol: LPSolution | None = None
     last_ok: LPSolution | None = None
+    last_lp = 0.0
     for it in range(1, max_iter + 1):
-        left = time_limit - (time.perf_counter() - t0)
-        if left <= 0:
-            break
+        now = time.perf_counter() - t0
+        left = time_limit + grace - now
+        if now >= time_limit or (grace > 0 and 1.1 * last_lp > left):
+            break  # (an LP cut off by its time limit would give nothing for its time)
         method = "ipm" if len(lp.lp_cols) + len(jobs_free) >= ipm_from else "simplex"
         t_lp = time.perf_counter()
         sol = lp.solve(method=method, time_limit=left)
@@ -122,9 +126,10 @@ def column_generation(prep: Prepared, pricer: Pricer, cols: ColumnSet, initial: 
             # IPX without crossover sometimes stops short of its tolerance (HiGHS status
             # "Unknown"; seen on trace instances): the same LP by simplex instead of ending
             # column generation there, with the bound where it was
-            left = time_limit - (time.perf_counter() - t0)
+            left = time_limit + grace - (time.perf_counter() - t0)
             sol = lp.solve(method="simplex", time_limit=left) if left > 0 else sol
-        out.lp_seconds += time.perf_counter() - t_lp
+        last_lp = time.perf_counter() - t_lp
+        out.lp_seconds += last_lp
         if sol.result.termination is not Termination.OPTIMAL:
             sol = last_ok
             break
