@@ -13,6 +13,9 @@ on arrays:
   objective in a congested hour rarely clears, one cheap net of the hour's price often does
   (mean gap 1.60% -> 1.50% after 3 s on 1,000 x 12 x 72).
 
+Half the moves start from a job drawn uniformly, half from one drawn by its excess: its run's
+reduced cost above its cheapest run's, the share of the gap to the bound that job holds.
+
 A move is kept when the plan gets cheaper or, with a temperature, by the annealing rule; the best
 plan seen is the one adopted. The rule's threshold is drawn before the jobs pushed out are placed
 again, so each one's scan of its runs stops at the dearest run that could still be accepted;
@@ -62,6 +65,9 @@ EPS = 1e-9
 TOL = 1e-6        # $: a smaller saving is no saving
 MAX_EJECT = 6     # jobs pushed out of one target run
 BLOCKED = -1e18   # residual capacity of the slots a chain of a split search may not use
+DRAW_BY_EXCESS = 0.5  # share of moves whose job is drawn by its excess (else uniformly) ...
+EXCESS_FLOOR = 0.05   # ... in proportion to min(excess, EXCESS_CAP) + EXCESS_FLOOR ($)
+EXCESS_CAP = 100.0
 # where `_Moves.fixed` (the search's arguments after the residuals) holds what a split changes
 _MOVABLE, _LISTS = 10, slice(16, 19)
 
@@ -158,6 +164,22 @@ def _move(j, old, new, plist, pcount, ppos):
         pcount[new] += 1
 
 
+@numba.njit(cache=True)
+def _excess_draws(mov, jpool, joff, rc, rval):
+    """Cumulative weights for drawing the jobs `mov`: each one's reduced cost above its cheapest
+    run's at the search's duals (the bound's slack that job holds; unplanned: the cap)."""
+    cum = np.empty(mov.size)
+    acc = 0.0
+    for i in range(mov.size):
+        j = mov[i]
+        ex = EXCESS_CAP
+        if jpool[j] >= 0:
+            ex = min(max(rc[j, jpool[j], joff[j]] - rval[j, 0], 0.0), EXCESS_CAP)
+        acc += ex + EXCESS_FLOOR
+        cum[i] = acc
+    return cum
+
+
 @numba.njit(cache=True, nogil=True)
 def search(cap, power, site, units, kw, first, n, obj, rc, tco, bud, penalty, movable, cand,
            cval, rcand, rval, ncand, plist, pcount, ppos, jpool, joff, jcost, attempts, seed,
@@ -171,13 +193,22 @@ def search(cap, power, site, units, kw, first, n, obj, rc, tco, bud, penalty, mo
     W = obj.shape[2]
     PW = obj.shape[1] * W
     mov = np.flatnonzero(movable)
+    if mov.size == 0:
+        return 0.0
+    # half the moves start from a job drawn by its excess over its cheapest run: that is where
+    # the gap to the bound lives (3 s of search from the same states: about 0.04 points
+    # lower, though a quarter fewer moves a second: those jobs have more targets to try)
+    cum = _excess_draws(mov, jpool, joff, rc, rval)
     gain = 0.0
     ej = np.empty(MAX_EJECT, np.int64)
     ejo = np.empty(MAX_EJECT, np.int64)
     ejc = np.empty(MAX_EJECT, np.float64)
     tq = np.empty(max(targets, 1), np.int64)
     for _ in range(attempts):
-        j = mov[np.random.randint(mov.size)]
+        if np.random.random() < DRAW_BY_EXCESS:
+            j = mov[min(np.searchsorted(cum, np.random.random() * cum[-1]), mov.size - 1)]
+        else:
+            j = mov[np.random.randint(mov.size)]
         cur = jcost[j]
         p0 = jpool[j]
         o0 = joff[j]
