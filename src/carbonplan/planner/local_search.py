@@ -195,9 +195,10 @@ def search(cap, power, site, units, kw, first, n, obj, rc, tco, bud, penalty, mo
     mov = np.flatnonzero(movable)
     if mov.size == 0:
         return 0.0
-    # half the moves start from a job drawn by its excess over its cheapest run: that is where
-    # the gap to the bound lives (3 s of search from the same states: about 0.04 points
-    # lower, though a quarter fewer moves a second: those jobs have more targets to try)
+    # half the moves start from a job drawn by its excess over its cheapest run (weights as
+    # the plan stands at this call's start): that is where the gap to the bound lives (3 s of
+    # search from the same states: about 0.03 points lower, though a quarter fewer moves a
+    # second: those jobs have more targets to try)
     cum = _excess_draws(mov, jpool, joff, rc, rval)
     gain = 0.0
     ej = np.empty(MAX_EJECT, np.int64)
