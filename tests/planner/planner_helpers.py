@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from carbonplan.planner.backends import get_backend
-from carbonplan.planner.cg import CGResult
+from carbonplan.planner.cg import CGResult, add_priced_columns
 from carbonplan.planner.columns import ColumnSet, Schedule, contiguous_slots, price_columns
 from carbonplan.planner.duals import Duals
 from carbonplan.planner.evaluate import evaluate
@@ -201,7 +201,19 @@ def search_state(inst: Instance, chosen=None, *, max_jobs: int = 6,
 
 
 __all__ = ["all_columns", "assert_feasible", "brute_force", "contiguous", "contiguous_slots",
-           "assert_residuals_match", "search_state", "tiny_instance"]
+           "assert_residuals_match", "priced_start", "search_state", "tiny_instance"]
+
+
+def priced_start(inst: Instance):
+    """Prepared instance, pricer, pricing at zero prices, a ColumnSet and the indices of each
+    job's cheapest column in it: where column generation starts."""
+    prep = prepare(inst)
+    pricer = Pricer(prep)
+    res = pricer.price(Duals.zeros(inst.n_pools, len(inst.site_names), inst.n_slots))
+    cols = ColumnSet.empty()
+    jobs = np.flatnonzero(res.job_pool >= 0)
+    return prep, pricer, res, cols, add_priced_columns(pricer, res, cols, jobs,
+                                                       res.job_pool[jobs])
 
 
 def cheapest_columns(inst: Instance, per_job: int) -> tuple[object, ColumnSet]:

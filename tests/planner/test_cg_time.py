@@ -13,8 +13,7 @@ import pytest
 from carbonplan.planner import cg, master
 from carbonplan.planner.cg import column_generation
 
-from .planner_helpers import tiny_instance
-from .test_packing_bound import priced_start
+from .planner_helpers import priced_start, tiny_instance
 
 
 @pytest.fixture

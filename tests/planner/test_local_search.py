@@ -30,26 +30,42 @@ def _compiled() -> None:
     local_search._compile()
 
 
+def one_pool(durations, price, capacity: float):
+    """Jobs of one GPU and the given durations on one pool priced `price` per slot, each free to
+    run anywhere in the horizon (no spot, no pausing; $1,000 unplanned)."""
+    J, T = len(durations), len(price)
+    inst = tiny_instance(
+        0, n_jobs=J, n_pools=1, n_slots=T, pausable=0.0, spot=False,
+        units=np.ones((J, 1)), duration_slots=np.array(durations, np.int32).reshape(J, 1),
+        release=np.zeros(J, np.int32), deadline=np.full(J, T, np.int32),
+        eligible=np.ones((J, 1), bool), price_usd_per_unit_h=np.array([price], float),
+        ci_g_per_kwh=np.full((1, T), 100.0), unplanned_penalty_usd=np.full(J, 1000.0),
+        final_share=np.ones((J, 1)))
+    return dataclasses.replace(inst, capacity=np.full((1, T), float(capacity)))
+
+
+def starting_at(starts):
+    """A plan for `search_state` on a `one_pool` instance: job j runs from slot starts[j]
+    (-1: unplanned)."""
+    starts = np.asarray(starts)
+
+    def chosen(prep, cols):
+        jobs = np.flatnonzero(starts >= 0)
+        indptr, slots = contiguous_slots(starts[jobs], prep.inst.duration_slots[jobs, 0])
+        out = np.full(starts.size, -1, np.int64)
+        out[jobs] = cols.add(prep.inst, prep.cc, jobs, np.zeros(jobs.size, np.int64), indptr,
+                             slots)
+        return out
+
+    return chosen
+
+
 def test_a_blocked_job_is_placed_by_pushing_one_out_of_its_way() -> None:
     """One 1-GPU pool, three slots: job A (one slot) sits in its cheapest slot, the middle one,
     so job B (two slots) fits nowhere and is unplanned. No single job can move to a cheaper
     run that fits (relocation finds nothing); pushing A out of the way of B can."""
-    T = 3
-    inst = tiny_instance(
-        0, n_jobs=2, n_pools=1, n_slots=T, pausable=0.0, spot=False,
-        units=np.ones((2, 1)), duration_slots=np.array([[1], [2]], np.int32),
-        release=np.zeros(2, np.int32), deadline=np.full(2, T, np.int32),
-        eligible=np.ones((2, 1), bool), price_usd_per_unit_h=np.array([[2.0, 1.0, 3.0]]),
-        ci_g_per_kwh=np.full((1, T), 100.0), unplanned_penalty_usd=np.full(2, 1000.0),
-        final_share=np.ones((2, 1)))
-    inst = dataclasses.replace(inst, capacity=np.ones((1, T)))
-
-    def a_in_the_middle(prep, cols):
-        indptr, slots = contiguous_slots(np.array([1]), np.array([1]))
-        c = cols.add(prep.inst, prep.cc, np.array([0]), np.array([0]), indptr, slots)
-        return np.array([c[0], -1])
-
-    lns, inc = search_state(inst, a_in_the_middle)
+    inst = one_pool([1, 2], [2.0, 1.0, 3.0], 1)
+    lns, inc = search_state(inst, starting_at([1, -1]))  # A in the middle, B unplanned
     before = inc.objective
     stats = local_search.improve(lns, 0.5, t0=0.0)
     assert (inc.chosen >= 0).all(), "both jobs planned"
@@ -97,22 +113,8 @@ def test_two_chains_each_improve_their_side_and_both_gains_are_kept() -> None:
     """One 1-GPU pool, eight slots, two 1-slot jobs: A sits in slot 1 with the cheap slot 0
     free, B in slot 6 with the cheap slot 7 free. Split at the middle, A's chain and B's chain
     each find their move; the merged plan has both."""
-    T = 8
-    price = np.array([[1.0, 5.0, 4.0, 4.0, 4.0, 4.0, 5.0, 1.0]])
-    inst = tiny_instance(
-        0, n_jobs=2, n_pools=1, n_slots=T, pausable=0.0, spot=False,
-        units=np.ones((2, 1)), duration_slots=np.ones((2, 1), np.int32),
-        release=np.zeros(2, np.int32), deadline=np.full(2, T, np.int32),
-        eligible=np.ones((2, 1), bool), price_usd_per_unit_h=price,
-        ci_g_per_kwh=np.full((1, T), 100.0), unplanned_penalty_usd=np.full(2, 1000.0),
-        final_share=np.ones((2, 1)))
-    inst = dataclasses.replace(inst, capacity=np.ones((1, T)))
-
-    def apart(prep, cols):
-        indptr, slots = contiguous_slots(np.array([1, 6]), np.array([1, 1]))
-        return cols.add(prep.inst, prep.cc, np.array([0, 1]), np.array([0, 0]), indptr, slots)
-
-    lns, inc = search_state(inst, apart)
+    inst = one_pool([1, 1], [1.0, 5.0, 4.0, 4.0, 4.0, 4.0, 5.0, 1.0], 1)
+    lns, inc = search_state(inst, starting_at([1, 6]))
     stats = local_search.improve(lns, 0.3, t0=0.0, workers=2)
     sched = inc.schedule()
     assert sorted(sched.start.tolist()) == [0, 7]
@@ -126,25 +128,13 @@ def test_moves_start_more_often_from_jobs_far_above_their_cheapest_run() -> None
     the cheap one. Drawing jobs uniformly, 20 moves find it one time in four; drawn by excess
     (half the moves), it is found within 20 moves from every seed."""
     T, J = 4, 61
-    inst = tiny_instance(
-        0, n_jobs=J, n_pools=1, n_slots=T, pausable=0.0, spot=False,
-        units=np.ones((J, 1)), duration_slots=np.ones((J, 1), np.int32),
-        release=np.zeros(J, np.int32), deadline=np.full(J, T, np.int32),
-        eligible=np.ones((J, 1), bool), price_usd_per_unit_h=np.array([[1.0, 9.0, 9.0, 9.0]]),
-        ci_g_per_kwh=np.full((1, T), 100.0), unplanned_penalty_usd=np.full(J, 1000.0),
-        final_share=np.ones((J, 1)))
-    inst = dataclasses.replace(inst, capacity=np.full((1, T), 100.0))
-
-    def one_dear(prep, cols):
-        start = np.where(np.arange(J) == J - 1, T - 1, 0)
-        indptr, slots = contiguous_slots(start, np.ones(J, np.int64))
-        return cols.add(prep.inst, prep.cc, np.arange(J), np.zeros(J, np.int64), indptr, slots)
-
-    lns, inc = search_state(inst, one_dear)
+    starts = np.where(np.arange(J) == J - 1, T - 1, 0)
+    inst = one_pool([1] * J, [1.0, 9.0, 9.0, 9.0], 100)
+    lns, inc = search_state(inst, starting_at(starts))
     d = lns.dense
     for seed in range(10):
         jpool = np.zeros(J, np.int64)
-        joff = np.where(np.arange(J) == J - 1, T - 1, 0) - d.first
+        joff = starts - d.first
         mv = local_search._moves(lns.prep, d, jpool, joff, lns.prep.free.copy(), inc.res, 64)
         gain = local_search.search(mv.cap, mv.power, *mv.fixed, mv.jpool, mv.joff, mv.jcost, 20,
                                    seed, mv.power_on, mv.budget_on, 8, 0.0)

@@ -12,8 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from carbonplan.planner import master
-from carbonplan.planner.cg import add_priced_columns, column_generation
-from carbonplan.planner.columns import ColumnSet
+from carbonplan.planner.cg import column_generation
 from carbonplan.planner.duals import Duals
 from carbonplan.planner.packing_bound import (
     PackingOracle,
@@ -26,18 +25,7 @@ from carbonplan.planner.pricing import Pricer
 from carbonplan.planner.result import Termination
 from carbonplan.planner.solve import plan
 
-from .planner_helpers import brute_force, tiny_instance
-
-
-def priced_start(inst):
-    """Prepared instance, pricer, pricing at zero prices, and each job's cheapest column."""
-    prep = prepare(inst)
-    pricer = Pricer(prep)
-    res = pricer.price(Duals.zeros(inst.n_pools, len(inst.site_names), inst.n_slots))
-    cols = ColumnSet.empty()
-    jobs = np.flatnonzero(res.job_pool >= 0)
-    return prep, pricer, res, cols, add_priced_columns(pricer, res, cols, jobs,
-                                                       res.job_pool[jobs])
+from .planner_helpers import brute_force, priced_start, tiny_instance
 
 
 @settings(max_examples=25, deadline=None)
