@@ -8,11 +8,11 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from carbonplan.planner import unit_repack
+from carbonplan.planner import local_search, unit_repack
 from carbonplan.planner.columns import contiguous_slots
 from carbonplan.planner.greedy import Residual
 from carbonplan.planner.lns import LNS
-from carbonplan.planner.solve import PlanOptions, plan
+from carbonplan.planner.solve import PlanOptions, plan, repack_repair
 
 from .planner_helpers import assert_feasible, assert_residuals_match, search_state, tiny_instance
 
@@ -33,9 +33,9 @@ def test_unit_jobs_are_those_of_one_unit_everywhere() -> None:
     assert np.array_equal(got, want)
 
 
-def test_a_blocking_placement_is_undone() -> None:
-    """Two slots-long unit jobs on a cheap 1-unit pool: the plan that parks one job in the middle
-    of the cheap pool (so the others pay the dear pool) is repacked to two jobs back to back."""
+def _blocking_state():
+    """Three 2-slot unit jobs, a cheap 1-unit pool and a dear 3-unit one, 4 slots: the plan parks
+    job 0 in the middle of the cheap pool, so the other two pay the dear pool."""
     T = 4
     price = np.array([[1.0] * T, [5.0] * T])
     inst = tiny_instance(
@@ -53,8 +53,17 @@ def test_a_blocking_placement_is_undone() -> None:
         return cols.add(prep.inst, prep.cc, np.arange(3), pools, indptr, slots)
 
     lns, inc = search_state(inst, blocking)
+    return inst, lns, inc
+
+
+def test_a_blocking_placement_is_undone() -> None:
+    """The blocking plan is repacked to two jobs back to back on the cheap pool; a rounding that
+    is cheaper does not call the repair."""
+    inst, lns, inc = _blocking_state()
     before = inc.objective
-    stats = unit_repack.repack_unit_jobs(lns, time_limit=5.0, min_jobs=0)
+    calls: list[LNS] = []
+    stats = unit_repack.repack_unit_jobs(lns, time_limit=5.0, min_jobs=0, repair=calls.append)
+    assert not calls and not stats.moved
     assert stats.jobs == 3
     assert stats.gain > 0 and inc.objective == before - stats.gain
     sched = inc.schedule()
@@ -81,6 +90,55 @@ def test_a_worse_rounding_restores_the_incumbent_exactly(monkeypatch) -> None:
     assert np.array_equal(inc.chosen, snapshot)
     assert inc.objective == before
     assert np.allclose(Residual.of(lns.prep, inc.schedule()).cap, inc.res.cap)
+
+
+def _drop_all(lns, move, x, duals, snapshot) -> None:
+    """A rounding that places nothing (every freed job at its penalty): the worst it can do."""
+    lns.inc.set_jobs(move.jobs, np.full(move.jobs.size, -1, dtype=np.int64))
+
+
+def test_a_rounding_that_is_not_cheaper_is_repaired_by_the_moves(monkeypatch) -> None:
+    """From a rounded plan dearer than the incumbent, the repair (the compiled moves, as the
+    solver passes them) runs from that plan, and the cheaper plan it finds is adopted."""
+    local_search._compile()
+    inst, lns, inc = _blocking_state()
+    before = inc.objective
+    monkeypatch.setattr(unit_repack, "_round", _drop_all)
+    monkeypatch.setattr(LNS, "improve", lambda self, jobs: 0.0)  # the sub-MIP repair fails
+    seen: list[float] = []
+
+    def repair(lns: LNS) -> None:
+        seen.append(lns.inc.objective)  # the rounded plan: all three jobs at their penalty
+        local_search.improve(lns, 1.0, seed=0, workers=1)
+
+    stats = unit_repack.repack_unit_jobs(lns, time_limit=5.0, min_jobs=0, repair=repair)
+    assert seen == [3000.0] and stats.moved
+    assert stats.gain > 0 and np.isclose(inc.objective, before - stats.gain)
+    sched = inc.schedule()
+    assert_feasible(inst, sched)
+    assert_residuals_match(lns, inc)
+    assert (sched.pool == 0).sum() == 2, "the moves found the back-to-back plan"
+
+
+def test_a_repair_that_does_not_pay_restores_the_incumbent(monkeypatch) -> None:
+    """A repair that leaves the plan dearer than before (here: it does nothing) is undone too."""
+    inst, lns, inc = _blocking_state()
+    snapshot, before = inc.chosen.copy(), inc.objective
+    monkeypatch.setattr(unit_repack, "_round", _drop_all)
+    monkeypatch.setattr(LNS, "improve", lambda self, jobs: 0.0)
+    calls: list[LNS] = []
+    stats = unit_repack.repack_unit_jobs(lns, time_limit=5.0, min_jobs=0, repair=calls.append)
+    assert calls == [lns] and stats.moved and stats.gain == 0.0
+    assert np.array_equal(inc.chosen, snapshot) and inc.objective == before
+    assert_residuals_match(lns, inc)
+
+
+def test_the_solver_passes_the_moves_as_the_repair_unless_off() -> None:
+    """`repack_repair_share`: 0 turns the repair off; otherwise it is the compiled moves."""
+    local_search._compile()
+    assert repack_repair(PlanOptions(repack_repair_share=0.0), 30, 10.0) is None
+    assert callable(repack_repair(PlanOptions(), 30, 10.0))
+    assert repack_repair(PlanOptions(local_search_share=0.0), 30, 10.0) is None
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
