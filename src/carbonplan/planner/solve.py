@@ -502,8 +502,10 @@ def repack_repair(opt: PlanOptions, n_free: int, time_limit: float
     from carbonplan.planner import local_search
 
     def repair(lns: LNS) -> object:
+        # descent only (temperature 0): in 0.3 s an annealed start spends moves going uphill
+        # (1,000 x 12 x 72 at 10 s, 28 paired plans: mean gap 0.03 points lower)
         return local_search.improve(lns, opt.repack_repair_share * time_limit, seed=opt.seed,
-                                    workers=min(opt.local_search_workers, cores()))
+                                    workers=min(opt.local_search_workers, cores()), t0=0.0)
 
     return repair
 
