@@ -73,16 +73,18 @@ def test_a_blocking_placement_is_undone() -> None:
     assert stats.gain <= stats.promise + 1e-9
 
 
+def _drop_all(lns, move, x, duals, snapshot) -> None:
+    """A rounding that places nothing (every freed job at its penalty): the worst it can do."""
+    lns.inc.set_jobs(move.jobs, np.full(move.jobs.size, -1, dtype=np.int64))
+
+
 def test_a_worse_rounding_restores_the_incumbent_exactly(monkeypatch) -> None:
     """If rounding (and its repair) ends dearer, the plan is put back as it was."""
     inst = _unit_instance(5)
     lns, inc = search_state(inst)
     snapshot, before = inc.chosen.copy(), inc.objective
 
-    def drop_all(lns, move, x, duals, snapshot):  # a rounding that places nothing
-        lns.inc.set_jobs(move.jobs, np.full(move.jobs.size, -1, dtype=np.int64))
-
-    monkeypatch.setattr(unit_repack, "_round", drop_all)
+    monkeypatch.setattr(unit_repack, "_round", _drop_all)
     monkeypatch.setattr(LNS, "improve", lambda self, jobs: 0.0)  # and a repair that fails
     stats = unit_repack.repack_unit_jobs(lns, time_limit=5.0, min_jobs=0)
     if stats.promise > 0:
@@ -91,11 +93,6 @@ def test_a_worse_rounding_restores_the_incumbent_exactly(monkeypatch) -> None:
     assert np.array_equal(inc.chosen, snapshot)
     assert inc.objective == before
     assert np.allclose(Residual.of(lns.prep, inc.schedule()).cap, inc.res.cap)
-
-
-def _drop_all(lns, move, x, duals, snapshot) -> None:
-    """A rounding that places nothing (every freed job at its penalty): the worst it can do."""
-    lns.inc.set_jobs(move.jobs, np.full(move.jobs.size, -1, dtype=np.int64))
 
 
 def test_a_rounding_that_is_not_cheaper_is_repaired_by_the_moves(monkeypatch) -> None:

@@ -113,7 +113,7 @@ class PlanOptions:
                                     # daemon's 10,000-job instance: 17.6 s of LP, nothing saved)
     repack_repair_share: float = 0.03  # compiled moves from a rounded repack that is not
                                     # cheaper, for this share of the time limit (its rounding
-                                    # kept $0-111 of a $95-130 promise; 1,000 x 12 x 72 at
+                                    # kept $0-111 of a $84-131 promise; 1,000 x 12 x 72 at
                                     # 10 s, seeds 2-3: mean gap 1.17% -> 1.14%); 0: off
     repack_every: float = 0.2       # a repack again after each such share of the time limit
                                     # spent searching (the search's moves of larger jobs
