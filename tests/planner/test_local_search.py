@@ -123,6 +123,25 @@ def test_two_chains_each_improve_their_side_and_both_gains_are_kept() -> None:
     assert_residuals_match(lns, inc)
 
 
+def test_shortfall_names_the_slots_and_amounts_a_run_lacks() -> None:
+    """A 2-unit, 4-kW run over slots 1-4 of pool 0: capacity short by 1 in slot 2 and by 2 in
+    slot 3, power short by 3 kW in slot 4. Only a job spanning slots 2-4 with 2 units and 3 kW
+    clears that alone; a job overlapping only slot 1, where the run fits, is not in its way."""
+    cap = np.array([[5.0, 2.0, 1.0, 0.0, 2.0, 5.0]])
+    power = np.array([[9.0, 9.0, 9.0, 9.0, 1.0, 9.0]])
+    site = np.zeros(1, np.int64)
+    first, last, need_u, need_kw = local_search._shortfall(cap, power, site, 2.0, 4.0, 0, 1, 5,
+                                                           True)
+    assert (first, last) == (2, 4)
+    assert np.isclose(need_u, 2.0) and np.isclose(need_kw, 3.0)
+    assert local_search._shortfall(cap, power, site, 2.0, 4.0, 0, 1, 5, False)[:2] == (2, 3)
+    assert local_search._shortfall(cap, power, site, 2.0, 4.0, 0, 0, 2, True)[:2] == (-1, -1)
+    assert not local_search._short_in(cap, power, site, 2.0, 4.0, 0, 1, 2, True)
+    assert local_search._short_in(cap, power, site, 2.0, 4.0, 0, 1, 3, True)
+    assert local_search._short_in(cap, power, site, 2.0, 4.0, 0, 4, 5, True)
+    assert not local_search._short_in(cap, power, site, 2.0, 4.0, 0, 4, 5, False)
+
+
 def test_moves_start_more_often_from_jobs_far_above_their_cheapest_run() -> None:
     """Sixty 1-slot jobs sit in their cheapest slot, one sits in a slot $8 dearer with room in
     the cheap one. Drawing jobs uniformly, 20 moves find it one time in four; drawn by excess
