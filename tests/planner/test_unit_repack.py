@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import numpy as np
 import pytest
@@ -63,7 +64,8 @@ def test_a_blocking_placement_is_undone() -> None:
     inst, lns, inc = _blocking_state()
     before = inc.objective
     calls: list[LNS] = []
-    stats = unit_repack.repack_unit_jobs(lns, time_limit=5.0, min_jobs=0, repair=calls.append)
+    stats = unit_repack.repack_unit_jobs(lns, time_limit=5.0, min_jobs=0,
+                                         repair=lambda lns, left: calls.append(lns))
     assert not calls and not stats.moved
     assert stats.jobs == 3
     assert stats.gain > 0 and inc.objective == before - stats.gain
@@ -105,9 +107,9 @@ def test_a_rounding_that_is_not_cheaper_is_repaired_by_the_moves(monkeypatch) ->
     monkeypatch.setattr(LNS, "improve", lambda self, jobs: 0.0)  # the sub-MIP repair fails
     seen: list[float] = []
 
-    def repair(lns: LNS) -> None:
+    def repair(lns: LNS, left: float) -> None:
         seen.append(lns.inc.objective)  # the rounded plan: all three jobs at their penalty
-        local_search.improve(lns, 1.0, seed=0, workers=1)
+        local_search.improve(lns, min(1.0, left), seed=0, workers=1)
 
     stats = unit_repack.repack_unit_jobs(lns, time_limit=5.0, min_jobs=0, repair=repair)
     assert seen == [3000.0] and stats.moved
@@ -124,11 +126,48 @@ def test_a_repair_that_does_not_pay_restores_the_incumbent(monkeypatch) -> None:
     snapshot, before = inc.chosen.copy(), inc.objective
     monkeypatch.setattr(unit_repack, "_round", _drop_all)
     monkeypatch.setattr(LNS, "improve", lambda self, jobs: 0.0)
-    calls: list[LNS] = []
-    stats = unit_repack.repack_unit_jobs(lns, time_limit=5.0, min_jobs=0, repair=calls.append)
-    assert calls == [lns] and stats.moved and stats.gain == 0.0
+    calls: list[tuple[LNS, float]] = []
+    stats = unit_repack.repack_unit_jobs(lns, time_limit=5.0, min_jobs=0,
+                                         repair=lambda lns, left: calls.append((lns, left)))
+    assert [c[0] for c in calls] == [lns] and stats.moved and stats.gain == 0.0
+    assert 0.0 < calls[0][1] <= 5.0, "the repair gets what the repack's LP left of its time"
     assert np.array_equal(inc.chosen, snapshot) and inc.objective == before
     assert_residuals_match(lns, inc)
+
+
+def test_no_repair_once_the_repack_has_no_time_left(monkeypatch) -> None:
+    """A repack whose LP used up its time does not start the repair (which would run the plan
+    past its limit: seen on trace instances, a 10-s plan ending at 10.2 s); the incumbent is
+    restored as after any rounding that is not cheaper."""
+    inst, lns, inc = _blocking_state()
+    snapshot = inc.chosen.copy()
+    relax = unit_repack.relaxation
+
+    def slow(move, time_limit):
+        out = relax(move, time_limit)
+        time.sleep(0.3)  # the LP ran to the repack's limit
+        return out
+
+    monkeypatch.setattr(unit_repack, "relaxation", slow)
+    monkeypatch.setattr(unit_repack, "_round", _drop_all)
+    monkeypatch.setattr(LNS, "improve", lambda self, jobs: 0.0)
+    calls: list[float] = []
+    stats = unit_repack.repack_unit_jobs(lns, time_limit=0.2, min_jobs=0,
+                                         repair=lambda lns, left: calls.append(left))
+    assert not calls and not stats.moved and stats.gain == 0.0
+    assert np.array_equal(inc.chosen, snapshot)
+
+
+def test_the_repair_runs_at_most_what_the_repack_has_left(monkeypatch) -> None:
+    """The solver's repair: the moves for `repack_repair_share` of the time limit, or for what
+    the repack has left if that is less."""
+    local_search._compile()
+    seconds: list[float] = []
+    monkeypatch.setattr(local_search, "improve", lambda lns, limit, **kw: seconds.append(limit))
+    repair = repack_repair(PlanOptions(repack_repair_share=0.05), 30, 10.0)
+    repair(object(), 0.1)
+    repair(object(), 3.0)
+    assert seconds == [0.1, 0.5]
 
 
 def test_the_solver_passes_the_moves_as_the_repair_unless_off() -> None:
@@ -174,7 +213,7 @@ def test_a_repaired_repack_never_worsens_and_keeps_the_plan_feasible(seed, n_poo
         mp.setattr(LNS, "improve", lambda self, jobs: 0.0)  # no sub-MIP: the moves repair
         stats = unit_repack.repack_unit_jobs(
             lns, time_limit=5.0, min_jobs=0,
-            repair=lambda lns: local_search.improve(lns, 0.05, seed=seed, workers=2))
+            repair=lambda lns, left: local_search.improve(lns, 0.05, seed=seed, workers=2))
     assert inc.objective <= before + 1e-9
     assert abs((before - inc.objective) - stats.gain) <= 1e-6
     assert_feasible(inst, inc.schedule())

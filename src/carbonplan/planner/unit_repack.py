@@ -82,7 +82,7 @@ def relaxation(move: Move, time_limit: float) -> tuple[np.ndarray, float, np.nda
 
 
 def repack_unit_jobs(lns: LNS, *, time_limit: float, min_jobs: int | None = None,
-                     repair: Callable[[LNS], object] | None = None) -> RepackStats:
+                     repair: Callable[[LNS, float], object] | None = None) -> RepackStats:
     """Free every unit job, solve their sub-master's LP and round it (see the module docstring).
 
     Rounding: jobs by decreasing largest LP value; each takes its first fitting LP column (by
@@ -92,11 +92,12 @@ def repack_unit_jobs(lns: LNS, *, time_limit: float, min_jobs: int | None = None
 
     Args:
         lns: the search (its incumbent, candidates and sub-MIP backend are used and updated).
-        time_limit: seconds for the LP (the repair sub-MIP uses the search's own limit).
+        time_limit: seconds for the repack: its LP, then `repair` within what the LP left
+            (the rounding's sub-MIP uses the search's own limit).
         min_jobs: skip when fewer unit jobs (default: the search's neighbourhood size, which a
             single sub-MIP already covers).
-        repair: improves `lns`'s incumbent in place; called when the rounded plan is not
-            cheaper than the incumbent was (its time is its own).
+        repair: called as repair(lns, seconds left) when the rounded plan is not cheaper than
+            the incumbent was; improves `lns`'s incumbent in place within those seconds.
     """
     t0 = time.perf_counter()
     stats = RepackStats()
@@ -130,8 +131,9 @@ def repack_unit_jobs(lns: LNS, *, time_limit: float, min_jobs: int | None = None
         lns.focus = None
         lns.improve(_around(lns, left))
     cheaper = before - 1e-7 * max(1.0, abs(before))  # what a kept rounding must beat
-    if repair is not None and inc.objective >= cheaper:
-        repair(lns)
+    left = time_limit - (time.perf_counter() - t0)
+    if repair is not None and inc.objective >= cheaper and left > 0:
+        repair(lns, left)
         stats.moved = True
     if inc.objective < cheaper:
         stats.gain = before - inc.objective
