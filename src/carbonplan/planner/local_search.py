@@ -2,8 +2,8 @@
 
 The large-neighbourhood search solves a few hundred sub-MIPs in a 10-s plan; most of what they
 find is one job moved into a cheaper run by pushing one to three jobs out of its way. These moves
-are cheap to try in compiled code (25,000-35,000 a second on 1,000 x 12 x 72), so they run here
-on arrays:
+are cheap to try in compiled code (about 100,000 a second by one chain on 1,000 x 12 x 72), so
+they run here on arrays:
 
 - relocation: a job takes its cheapest run that fits what the others leave;
 - ejection: a job takes a run that does not fit, the jobs in its way on that pool step out (one
@@ -72,9 +72,15 @@ EXCESS_FLOOR = 0.05   # ... in proportion to min(excess, EXCESS_CAP) + EXCESS_FL
 EXCESS_CAP = 100.0
 # where `_Moves.fixed` (the search's arguments after the residuals) holds what a split changes
 _MOVABLE, _LISTS = 10, slice(16, 19)
+# The helpers the moves call millions of times a second read and write the plan's arrays but
+# never allocate or keep one, so they are compiled without numba's reference counting: with it,
+# each call paid an atomic increment and decrement per array argument, 45-60% of the search's
+# time (perf), and the two chains of a split search contend for the same shared counters.
+# Without: about three times the moves a second (docs/benchmarks.md).
+_helper = numba.njit(cache=True, _nrt=False)
 
 
-@numba.njit(cache=True)
+@_helper
 def _fits(cap, power, site, u, kw, p, s, d, power_on):
     for t in range(s, s + d):
         if cap[p, t] < u - EPS:
@@ -84,7 +90,7 @@ def _fits(cap, power, site, u, kw, p, s, d, power_on):
     return True
 
 
-@numba.njit(cache=True)
+@_helper
 def _use(j, p, o, sign, cap, power, site, units, kw, first, n, tco, bud, budget_on):
     """Take (sign 1) or give back (sign -1) the resources of job j's run at offset o on pool p."""
     s = first[j] + o
@@ -97,14 +103,14 @@ def _use(j, p, o, sign, cap, power, site, units, kw, first, n, tco, bud, budget_
         bud[0] -= sign * tco[j, p, o]
 
 
-@numba.njit(cache=True)
+@_helper
 def _fits_job(j, p, o, cap, power, site, units, kw, first, n, tco, bud, power_on, budget_on):
     if budget_on and tco[j, p, o] > bud[0] + EPS:
         return False
     return _fits(cap, power, site, units[j, p], kw[j, p], p, first[j] + o, n[j, p], power_on)
 
 
-@numba.njit(cache=True)
+@_helper
 def _shortfall(cap, power, site, u, kw, p, s, e, power_on):
     """Where a run of u units and kw kW on pool p over slots [s, e) falls short: the first and
     last such slot (-1, -1 if it fits) and the most units and kW it lacks in any slot. A job
@@ -126,7 +132,7 @@ def _shortfall(cap, power, site, u, kw, p, s, e, power_on):
     return first, last, need_u, need_kw
 
 
-@numba.njit(cache=True)
+@_helper
 def _short_in(cap, power, site, u, kw, p, s, e, power_on):
     """Whether a run of u units and kw kW on pool p falls short in any slot of [s, e)."""
     for t in range(s, e):
@@ -135,7 +141,7 @@ def _short_in(cap, power, site, u, kw, p, s, e, power_on):
     return False
 
 
-@numba.njit(cache=True)
+@_helper
 def _best_below(j, limit, cand, cval, ncand, W, cap, power, site, units, kw, first, n, tco, bud,
                 power_on, budget_on):
     """Job j's cheapest fitting run that costs less than `limit` (candidates are sorted by
@@ -151,7 +157,7 @@ def _best_below(j, limit, cand, cval, ncand, W, cap, power, site, units, kw, fir
     return -1, -1, np.inf
 
 
-@numba.njit(cache=True)
+@_helper
 def _reinsert(k, limit, penalty, cand, cval, ncand, W, cap, power, site, units, kw, first, n,
               tco, bud, power_on, budget_on, jpool, joff, jcost):
     """Job k (out of the plan) takes its cheapest fitting run, or stays unplanned, whichever
@@ -170,7 +176,20 @@ def _reinsert(k, limit, penalty, cand, cval, ncand, W, cap, power, site, units, 
     return penalty[k] < limit
 
 
-@numba.njit(cache=True)
+@_helper
+def _row_search(values, j, x):
+    """np.searchsorted(values[j], x) (left) without a view of the row."""
+    lo, hi = 0, values.shape[1]
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if values[j, mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@_helper
 def _threshold(temp):
     """The annealing rule drawn in advance: a change of delta $ is accepted iff delta < this
     (any saving at temperature 0). Knowing it first bounds every reinsertion's scan."""
@@ -179,7 +198,7 @@ def _threshold(temp):
     return -TOL
 
 
-@numba.njit(cache=True)
+@_helper
 def _move(j, old, new, plist, pcount, ppos):
     """Job j changes pool in the per-pool job lists (-1: unplanned, on no list)."""
     if old == new:
@@ -237,6 +256,8 @@ def search(cap, power, site, units, kw, first, n, obj, rc, tco, bud, penalty, mo
     ej = np.empty(MAX_EJECT, np.int64)
     ejo = np.empty(MAX_EJECT, np.int64)
     ejc = np.empty(MAX_EJECT, np.float64)
+    keys = np.empty(MAX_EJECT, np.float64)
+    order = np.empty(MAX_EJECT, np.int64)
     tq = np.empty(max(targets, 1), np.int64)
     for _ in range(attempts):
         if np.random.random() < DRAW_BY_EXCESS:
@@ -261,8 +282,8 @@ def search(cap, power, site, units, kw, first, n, obj, rc, tco, bud, penalty, mo
         # targets: runs cheaper than the present one by objective, and (every other draw) by
         # reduced cost at the search's duals, which prices the congestion an objective-cheaper
         # run is in (the two sorted lists' prefixes)
-        cheaper = np.searchsorted(cval[j], cur - TOL)
-        rcheap = np.searchsorted(rval[j], (rc[j, p0, o0] if p0 >= 0 else np.inf) - TOL)
+        cheaper = _row_search(cval, j, cur - TOL)
+        rcheap = _row_search(rval, j, (rc[j, p0, o0] if p0 >= 0 else np.inf) - TOL)
         m = 0
         for t in range(4 * targets):
             # a uniform draw over every (pool, start): jobs with many cheaper runs get more
@@ -365,13 +386,19 @@ def search(cap, power, site, units, kw, first, n, obj, rc, tco, bud, penalty, mo
             if fit and ne >= 2:
                 _use(j, p, o, 1.0, cap, power, site, units, kw, first, n, tco, bud, budget_on)
                 after = obj[j, p, o]
-                keys = np.empty(ne)
                 for a in range(ne):  # largest first
                     keys[a] = -units[ej[a], p] + 0.1 * np.random.random()
+                    order[a] = a
                     jpool[ej[a]] = -1  # out until reinserted
+                for a in range(1, ne):  # (insertion sort of at most MAX_EJECT keys)
+                    b = a
+                    while b > 0 and keys[order[b - 1]] > keys[order[b]]:
+                        order[b - 1], order[b] = order[b], order[b - 1]
+                        b -= 1
                 thr = _threshold(temp)
                 ok = True
-                for a in np.argsort(keys):
+                for ai in range(ne):
+                    a = order[ai]
                     ok = _reinsert(ej[a], thr + before - after, penalty, cand, cval, ncand, W,
                                    cap, power, site, units, kw, first, n, tco, bud, power_on,
                                    budget_on, jpool, joff, jcost)
