@@ -136,10 +136,12 @@ def test_shortfall_names_the_slots_and_amounts_a_run_lacks() -> None:
     assert np.isclose(need_u, 2.0) and np.isclose(need_kw, 3.0)
     assert local_search._shortfall(cap, power, site, 2.0, 4.0, 0, 1, 5, False)[:2] == (2, 3)
     assert local_search._shortfall(cap, power, site, 2.0, 4.0, 0, 0, 2, True)[:2] == (-1, -1)
-    assert not local_search._short_in(cap, power, site, 2.0, 4.0, 0, 1, 2, True)
-    assert local_search._short_in(cap, power, site, 2.0, 4.0, 0, 1, 3, True)
-    assert local_search._short_in(cap, power, site, 2.0, 4.0, 0, 4, 5, True)
-    assert not local_search._short_in(cap, power, site, 2.0, 4.0, 0, 4, 5, False)
+    # the multi-job ejection's test, slot by slot (`_fits` over the overlap): slot 1 fits,
+    # slots 1-2 do not, slot 4 only for lack of power
+    assert local_search._fits(cap, power, site, 2.0, 4.0, 0, 1, 1, True)
+    assert not local_search._fits(cap, power, site, 2.0, 4.0, 0, 1, 2, True)
+    assert not local_search._fits(cap, power, site, 2.0, 4.0, 0, 4, 1, True)
+    assert local_search._fits(cap, power, site, 2.0, 4.0, 0, 4, 1, False)
 
 
 def test_moves_start_more_often_from_jobs_far_above_their_cheapest_run() -> None:

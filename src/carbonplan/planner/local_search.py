@@ -133,15 +133,6 @@ def _shortfall(cap, power, site, u, kw, p, s, e, power_on):
 
 
 @_helper
-def _short_in(cap, power, site, u, kw, p, s, e, power_on):
-    """Whether a run of u units and kw kW on pool p falls short in any slot of [s, e)."""
-    for t in range(s, e):
-        if cap[p, t] < u - EPS or (power_on and power[site[p], t] < kw - EPS):
-            return True
-    return False
-
-
-@_helper
 def _best_below(j, limit, cand, cval, ncand, W, cap, power, site, units, kw, first, n, tco, bud,
                 power_on, budget_on):
     """Job j's cheapest fitting run that costs less than `limit` (candidates are sorted by
@@ -306,9 +297,9 @@ def search(cap, power, site, units, kw, first, n, obj, rc, tco, bud, penalty, mo
             e = s + n[j, p]
             if cap[p, s] < 0.5 * BLOCKED or cap[p, e - 1] < 0.5 * BLOCKED:
                 continue  # (a split search's other side: the blocked slots are one interval)
-            ds, de, needu, needk = _shortfall(cap, power, site, units[j, p], kw[j, p], p, s,
-                                              e, power_on)
             if i < m:
+                ds, de, needu, needk = _shortfall(cap, power, site, units[j, p], kw[j, p], p, s,
+                                                  e, power_on)
                 for ki in range(pcount[p]):
                     k = plist[p, ki]
                     if k == j:
@@ -367,8 +358,8 @@ def search(cap, power, site, units, kw, first, n, obj, rc, tco, bud, penalty, mo
                 ke = ks + n[k, p]
                 if ke <= s or ks >= e:
                     continue
-                if not _short_in(cap, power, site, units[j, p], kw[j, p], p, max(s, ks),
-                                 min(e, ke), power_on):
+                lo, hi = max(s, ks), min(e, ke)
+                if _fits(cap, power, site, units[j, p], kw[j, p], p, lo, hi - lo, power_on):
                     continue  # k is not in the way where j falls short
                 ej[ne] = k
                 ejo[ne] = joff[k]

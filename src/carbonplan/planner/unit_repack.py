@@ -131,9 +131,9 @@ def repack_unit_jobs(lns: LNS, *, time_limit: float, min_jobs: int | None = None
         lns.focus = None
         lns.improve(_around(lns, left))
     cheaper = before - 1e-7 * max(1.0, abs(before))  # what a kept rounding must beat
-    left = time_limit - (time.perf_counter() - t0)
-    if repair is not None and inc.objective >= cheaper and left > 0:
-        repair(lns, left)
+    time_left = time_limit - (time.perf_counter() - t0)
+    if repair is not None and inc.objective >= cheaper and time_left > 0:
+        repair(lns, time_left)
         stats.moved = True
     if inc.objective < cheaper:
         stats.gain = before - inc.objective
