@@ -38,7 +38,7 @@ search from the same states, seeds 2-3: mean gap 1.29% -> 1.18%, docs/benchmarks
 of the bound, until column generation ends; the plan then starts from the cheaper of its plan
 and the dual-priced greedy's (1,000 x 12 x 72 at 10 s: mean gap 1.35% -> 1.14%).
 
-Compiling the moves takes about 6 s (2 cores); numba caches the machine code next to this module,
+Compiling the moves takes about 10 s; numba caches the machine code next to this module,
 so later processes load it in about 0.3 s. A plan never waits for the compiler: when the cache is
 cold, `ready()` says no, the plan searches without these moves, and `warm_up()` compiles them in
 a background process for the plans that follow.
