@@ -43,6 +43,8 @@ class CGResult:
     seconds: float = 0.0
     lp_seconds: float = 0.0
     history: list[tuple[float, float]] = field(default_factory=list)  # (bound, LP) per iter
+    live: LiveLP | None = None  # the master, when it holds columns its last LP has not seen
+    method: str = "simplex"     # ... and the method its next LP would use
 
 
 def add_priced_columns(pricer: Pricer, res: PricingResult, cols: ColumnSet, jobs: np.ndarray,
@@ -114,6 +116,7 @@ def column_generation(prep: Prepared, pricer: Pricer, cols: ColumnSet, initial: 
     sol: LPSolution | None = None
     last_ok: LPSolution | None = None
     last_lp = 0.0
+    pending = False  # columns added since the last LP
     for it in range(1, max_iter + 1):
         now = time.perf_counter() - t0
         left = time_limit + grace - now
@@ -122,6 +125,7 @@ def column_generation(prep: Prepared, pricer: Pricer, cols: ColumnSet, initial: 
         method = "ipm" if len(lp.lp_cols) + len(jobs_free) >= ipm_from else "simplex"
         t_lp = time.perf_counter()
         sol = lp.solve(method=method, time_limit=left)
+        pending = False
         if sol.result.termination is Termination.ERROR and method == "ipm":
             # IPX without crossover sometimes stops short of its tolerance (HiGHS status
             # "Unknown"; seen on trace instances): the same LP by simplex instead of ending
@@ -153,7 +157,7 @@ def column_generation(prep: Prepared, pricer: Pricer, cols: ColumnSet, initial: 
             new = np.setdiff1d(new, lp.lp_cols)
             if new.size:
                 lp.add_columns(cols, new)
-                added = new.size
+                added, pending = new.size, True
                 break
             alpha = alpha * 0.5 if a > 0 else alpha
         out.history.append((best_L, z))
@@ -174,6 +178,9 @@ def column_generation(prep: Prepared, pricer: Pricer, cols: ColumnSet, initial: 
         if best_res.lagrangian > best_L:
             best_L = best_res.lagrangian
     out.duals, out.bound, out.lp, out.pricing = best_y, best_L, sol, best_res
+    if sol is not None and pending:  # columns priced in, not yet solved
+        out.live = lp
+        out.method = "ipm" if len(lp.lp_cols) + len(jobs_free) >= ipm_from else "simplex"
     out.iterations = it
     out.seconds = time.perf_counter() - t0
     return out

@@ -134,6 +134,8 @@ class PlanOptions:
                                     # generation runs, from the greedy plan at its duals once the
                                     # LP is within `background_lp_gap` of the bound
     background_lp_gap: float = 0.005
+    lp_tail: bool = True            # column generation's next LP on the second core, for the
+                                    # bound, while the primal steps run (lp_tail.py)
     seed: int = 0
 
 
@@ -299,6 +301,23 @@ def plan(inst: object, *, backend: str | Backend = "highs", time_limit: float = 
         y_best, pricing = y_start, res0
     state["bound"] = bound
     tick = mark("column_generation", tick)
+    # time kept to turn the plan into a schedule and evaluate it (~0.15 s at 1,000 jobs)
+    reserve = min(0.02 * time_limit, 0.5)
+    tail = None
+    if (opt.lp_tail and cg.live is not None and cores() >= 2
+            and relative_gap(best.objective, bound) > rel_gap):
+        from carbonplan.planner.lp_tail import LPTail
+
+        tail = LPTail(prep, cg.live, cg.method, until=t0 + time_limit - reserve)
+
+    def lifted(current: float, wait: float = 0.0) -> float:
+        """`current`, or the next LP's bound once it is there and higher."""
+        got = tail.bound(wait) if tail is not None else None
+        if got is not None and got > current:
+            state["bound"] = got
+            report("bound", "column generation's next LP")
+            return got
+        return current
 
     # -- primal: dual-priced greedy, candidates, 1-opt, search -----------------------------------
     best = greedy_at(prep, pricer, cols, y_best, best)
@@ -375,13 +394,12 @@ def plan(inst: object, *, backend: str | Backend = "highs", time_limit: float = 
             state["objective"] = best.objective
             tick = mark("primal", tick)
             report("primal", "dual-priced greedy and single-job moves at the new prices")
-    # time kept to turn the plan into a schedule and evaluate it (~0.15 s at 1,000 jobs)
-    reserve = min(0.02 * time_limit, 0.5)
     rounds = opt.repack_rounds if unit_jobs(lns).size <= opt.repack_max_jobs else 0
     repair = repack_repair(opt, n_free, time_limit) if rounds else None
     for _ in range(rounds):
         # repeat while a round still pays; each round re-solves the LP from the new plan
         left = min(time_limit - elapsed() - reserve, opt.repack_share * time_limit)
+        bound = lifted(bound)
         if relative_gap(best.objective, bound) <= rel_gap or left <= 0:
             break
         repack = repack_unit_jobs(lns, time_limit=left, repair=repair)
@@ -399,6 +417,7 @@ def plan(inst: object, *, backend: str | Backend = "highs", time_limit: float = 
             last[0] = time.perf_counter()
             report("search", f"neighbourhood {it}")
 
+    bound = lifted(bound)
     target = bound / (1 - rel_gap) if bound > 0 else bound
     proved = False
     if relative_gap(best.objective, bound) > rel_gap and n_free <= opt.completion_max_jobs:
@@ -421,6 +440,8 @@ def plan(inst: object, *, backend: str | Backend = "highs", time_limit: float = 
             state["objective"] = best.objective
             tick = mark("local_search", tick)
             report("search", f"local search: {ls.attempts} moves tried, -${ls.gain:.2f}")
+            bound = lifted(bound)
+            target = bound / (1 - rel_gap) if bound > 0 else bound
         while True:
             chunk = end - time.perf_counter()
             if interleave and chunk > 1.5 * every:  # (a shorter tail is searched in one go)
@@ -438,6 +459,10 @@ def plan(inst: object, *, backend: str | Backend = "highs", time_limit: float = 
             proved = complete(prep, pricer, cols, best, y_best, pricing, be,
                               time_limit=time_limit - elapsed(), opt=opt)
             tick = mark("completion", tick)
+    if tail is not None and not proved:  # (its LP ends by the reserve)
+        late = relative_gap(best.objective, bound) > rel_gap
+        bound = lifted(bound, max(t0 + time_limit - reserve - time.perf_counter(), 0.0)
+                       if late else 0.0)
     sched = best.schedule()
     fixed = np.flatnonzero(~prep.free)
     if fixed.size:
