@@ -405,7 +405,8 @@ def plan(inst: object, *, backend: str | Backend = "highs", time_limit: float = 
         repack = repack_unit_jobs(lns, time_limit=left, repair=repair)
         state["objective"] = best.objective
         tick = mark("unit_repack", tick)
-        report("primal", f"unit jobs repacked from their LP: -${repack.gain:.2f}"
+        report("primal", f"unit jobs repacked from their LP: -${repack.gain:.2f} of "
+               f"${repack.promise:.2f} promised"
                + (" (rounding repaired by the moves)" if repack.moved else ""))
         if repack.gain <= 1e-3 * best.objective:
             break
