@@ -95,3 +95,44 @@ def test_no_bound_after_its_time(clock) -> None:
     cut = run(start(), 0.8)
     tail = LPTail(cut.live.prep, cut.live, cut.method, until=time.perf_counter() - 1.0)
     assert tail.bound(wait=60) is None
+
+
+class _BigLP:
+    """A real LP that interior point takes seconds over (200,000 columns on 6,000 rows),
+    behind the two things the tail uses of a live master."""
+
+    def __init__(self) -> None:
+        import highspy
+
+        from carbonplan.planner.highs_threads import new_model, run
+
+        n, m, nnz = 200_000, 6_000, 8
+        rng = np.random.default_rng(0)
+        h = new_model()
+        h.addRows(m, np.ones(m), np.full(m, highspy.kHighsInf), 0, np.zeros(0, np.int32),
+                  np.zeros(0, np.int32), np.zeros(0))
+        idx = np.sort((np.arange(n)[:, None] * 7 + np.arange(nnz)[None, :] * 373) % m, axis=1)
+        h.addCols(n, rng.uniform(1, 2, n), np.zeros(n), np.full(n, highspy.kHighsInf), n * nnz,
+                  (np.arange(n) * nnz).astype(np.int32), idx.ravel().astype(np.int32),
+                  rng.uniform(0.5, 1, n * nnz))
+        h.setOptionValue("solver", "ipm")
+        h.setOptionValue("run_crossover", "off")
+        self.h, self._run, self.solves = h, run, 0
+
+    def solve(self, *, method: str, time_limit: float):
+        self.solves += 1
+        self._run(self.h)
+        return types.SimpleNamespace(result=types.SimpleNamespace(termination=None))
+
+
+def test_stop_ends_a_running_lp() -> None:
+    import highspy
+
+    big = _BigLP()
+    prep = start()[0]
+    tail = LPTail(prep, big, "ipm", until=time.perf_counter() + 600)
+    while big.solves == 0:  # (the thread has reached the solve)
+        time.sleep(0.01)
+    tail.stop()
+    assert tail.bound(wait=600) is None
+    assert big.h.getModelStatus() == highspy.HighsModelStatus.kInterrupt

@@ -32,6 +32,10 @@ class LPTail:
     def __init__(self, prep: Prepared, live: LiveLP, method: str, *, until: float) -> None:
         self.prep, self.live, self.method, self.until = prep, live, method, until
         self._bound: float | None = None
+        try:  # so that stop() can end the LP (an interrupt callback, once per IPM iteration)
+            live.h.HandleUserInterrupt = True
+        except Exception:  # (a highspy without it: the LP ends by `until`)
+            pass
         self._thread = threading.Thread(target=self._run, name="carbonplan-lp-tail", daemon=True)
         self._thread.start()
 
@@ -55,3 +59,11 @@ class LPTail:
         if wait > 0:
             self._thread.join(wait)
         return None if self._thread.is_alive() else self._bound
+
+    def stop(self) -> None:
+        """End the LP now (the plan is done): the core goes back to the caller of the plan
+        instead of an LP whose bound nobody reads."""
+        try:
+            self.live.h.cancelSolve()
+        except Exception:  # fail open: it ends by `until`
+            pass

@@ -464,6 +464,8 @@ def plan(inst: object, *, backend: str | Backend = "highs", time_limit: float = 
         late = relative_gap(best.objective, bound) > rel_gap
         bound = lifted(bound, max(t0 + time_limit - reserve - time.perf_counter(), 0.0)
                        if late else 0.0)
+    if tail is not None:
+        tail.stop()
     sched = best.schedule()
     fixed = np.flatnonzero(~prep.free)
     if fixed.size:
