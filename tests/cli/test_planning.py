@@ -75,3 +75,19 @@ def test_demo_runs_on_a_temporary_store(cli, db_path) -> None:
     assert {"run-now", "threshold", "lowest-window", "carbon-time", "greedy"} <= set(
         plan["details"]["savings"])
     assert not db_path.exists()  # the user's store is untouched
+
+
+def test_baselines_with_the_same_figures_share_a_line() -> None:
+    from carbonplan.cli.planning import same_baselines
+
+    a = {"jobs_compared": 36, "usd": 881.1, "kg_co2e": 23.8, "baseline_unplaced": 4}
+    b = {"jobs_compared": 40, "usd": 33.1, "kg_co2e": 10.9, "baseline_unplaced": 0}
+    saved = {"run-now": a, "threshold": dict(a), "greedy": b, "carbon-time": dict(a)}
+    evals = {"run-now": {"objective": 6863.4}, "threshold": {"objective": 6863.4},
+             "greedy": {"objective": 207.4}, "carbon-time": {"objective": 6863.4}}
+    assert same_baselines(saved, evals) == [(["run-now", "threshold", "carbon-time"], a),
+                                            (["greedy"], b)]
+    # equal savings but another evaluation (e.g. other unplaced jobs' penalties): kept apart
+    evals["threshold"] = {"objective": 7000.0}
+    assert [names for names, _ in same_baselines(saved, evals)] == [
+        ["run-now", "carbon-time"], ["threshold"], ["greedy"]]

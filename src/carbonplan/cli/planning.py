@@ -185,13 +185,27 @@ def render_plan(run: PlanningRun, jobs: dict[int, Any], plan_id: int | None) -> 
                       f"{1000 * ev.get('t_co2e', 0):,.1f} kgCO2e "
                       f"({1000 * ev.get('t_embodied', 0):,.1f} embodied), "
                       f"{ev.get('energy_kwh', 0):,.0f} kWh")
-    for name, sv in saved.items():
+    for names, sv in same_baselines(saved, plan.details.get("baselines", {})):
+        alike = "equal figures; " if len(names) > 1 else ""
         misses = (f"; it misses {sv['baseline_unplaced']} deadlines the plan meets"
                   if sv["baseline_unplaced"] else "")
-        console.print(f"  vs {name} (on the {sv['jobs_compared']} jobs both place): "
+        console.print(f"  vs {', '.join(names)} ({alike}on the {sv['jobs_compared']} jobs both "
+                      f"place): "
                       f"{_signed(sv['usd'], '$', 'saves', 'costs')} ({sv['pct_usd']:+.0f}%), "
                       f"{_signed(sv['kg_co2e'], 'kgCO2e', 'saves', 'emits')} "
                       f"({sv['pct_co2e']:+.0f}%){misses}")
+
+
+def same_baselines(saved: dict[str, dict], baselines: dict[str, dict]
+                   ) -> list[tuple[list[str], dict]]:
+    """Baselines whose figures are all equal, together, in first-seen order: with a flat carbon
+    intensity at home (the offline model is flat for non-solar grids) the temporal policies all
+    run every job at once, and four equal lines read like a bug."""
+    groups: dict[tuple, tuple[list[str], dict]] = {}
+    for name, sv in saved.items():
+        key = (tuple(sorted(sv.items())), tuple(sorted(baselines.get(name, {"": name}).items())))
+        groups.setdefault(key, ([], sv))[0].append(name)
+    return list(groups.values())
 
 
 def _short(t: Any) -> str:
