@@ -14,6 +14,7 @@ import pytest
 from carbonplan.planner import cg, master
 from carbonplan.planner.cg import column_generation
 from carbonplan.planner.lp_tail import LPTail
+from carbonplan.planner.pricing import Pricer
 
 from .planner_helpers import priced_start, tiny_instance
 
@@ -48,7 +49,7 @@ def run(begin, time_limit: float):
 def test_the_tail_gives_the_bound_of_the_next_iteration(clock) -> None:
     cut = run(start(), 0.8)  # two LPs, then stopped by time with the third's columns priced in
     assert cut.iterations == 3 and cut.live is not None
-    tail = LPTail(cut.live.prep, cut.live, cut.method, until=time.perf_counter() + 60)
+    tail = LPTail(Pricer(cut.live.prep), cut.live, cut.method, until=time.perf_counter() + 60)
     got = tail.bound(wait=60)
     assert got is not None
     clock.now = 0.0
@@ -63,7 +64,7 @@ def test_the_tail_bound_never_exceeds_the_lp_optimum(clock) -> None:
         cut = run(start(seed), 0.4)  # one LP, the second's columns priced in
         if cut.live is None:
             continue
-        got = LPTail(cut.live.prep, cut.live, cut.method,
+        got = LPTail(Pricer(cut.live.prep), cut.live, cut.method,
                      until=time.perf_counter() + 60).bound(wait=60)
         assert got is not None
         clock.now = 0.0
@@ -87,13 +88,13 @@ def test_a_failing_lp_leaves_no_bound(clock, monkeypatch) -> None:
         raise RuntimeError("HiGHS went away")
 
     monkeypatch.setattr(master.LiveLP, "solve", broken)
-    tail = LPTail(cut.live.prep, cut.live, cut.method, until=time.perf_counter() + 60)
+    tail = LPTail(Pricer(cut.live.prep), cut.live, cut.method, until=time.perf_counter() + 60)
     assert tail.bound(wait=60) is None
 
 
 def test_no_bound_after_its_time(clock) -> None:
     cut = run(start(), 0.8)
-    tail = LPTail(cut.live.prep, cut.live, cut.method, until=time.perf_counter() - 1.0)
+    tail = LPTail(Pricer(cut.live.prep), cut.live, cut.method, until=time.perf_counter() - 1.0)
     assert tail.bound(wait=60) is None
 
 
@@ -130,7 +131,7 @@ def test_stop_ends_a_running_lp() -> None:
 
     big = _BigLP()
     prep = start()[0]
-    tail = LPTail(prep, big, "ipm", until=time.perf_counter() + 600)
+    tail = LPTail(Pricer(prep), big, "ipm", until=time.perf_counter() + 600)
     while big.solves == 0:  # (the thread has reached the solve)
         time.sleep(0.01)
     tail.stop()

@@ -59,6 +59,9 @@ def test_priced_columns_have_the_priced_cost(seed: int) -> None:
     pricer = Pricer(prep)
     y = _random_duals(inst, seed + 1)
     res = pricer.price(y)
+    # later pricings (the bound's thread prices on the same pricer) leave `res` readable
+    pricer.price(_random_duals(inst, seed + 2))
+    pricer.price(_random_duals(inst, seed + 3), keep_paths=False)
     jj, pp = np.nonzero(np.isfinite(res.pair_rc))
     indptr, slots = pricer.columns(res, jj, pp)
     cols = ColumnSet.empty()

@@ -117,12 +117,16 @@ def column_generation(prep: Prepared, pricer: Pricer, cols: ColumnSet, initial: 
     last_ok: LPSolution | None = None
     last_lp = 0.0
     pending = False  # columns added since the last LP
+
+    def next_method() -> str:
+        return "ipm" if len(lp.lp_cols) + len(jobs_free) >= ipm_from else "simplex"
+
     for it in range(1, max_iter + 1):
         now = time.perf_counter() - t0
         left = time_limit + grace - now
         if now >= time_limit or (grace > 0 and 1.1 * last_lp > left):
             break  # (an LP cut off by its time limit would give nothing for its time)
-        method = "ipm" if len(lp.lp_cols) + len(jobs_free) >= ipm_from else "simplex"
+        method = next_method()
         t_lp = time.perf_counter()
         sol = lp.solve(method=method, time_limit=left)
         pending = False
@@ -179,8 +183,7 @@ def column_generation(prep: Prepared, pricer: Pricer, cols: ColumnSet, initial: 
             best_L = best_res.lagrangian
     out.duals, out.bound, out.lp, out.pricing = best_y, best_L, sol, best_res
     if sol is not None and pending:  # columns priced in, not yet solved
-        out.live = lp
-        out.method = "ipm" if len(lp.lp_cols) + len(jobs_free) >= ipm_from else "simplex"
+        out.live, out.method = lp, next_method()
     out.iterations = it
     out.seconds = time.perf_counter() - t0
     return out

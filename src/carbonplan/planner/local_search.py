@@ -2,8 +2,8 @@
 
 The large-neighbourhood search solves a few hundred sub-MIPs in a 10-s plan; most of what they
 find is one job moved into a cheaper run by pushing one to three jobs out of its way. These moves
-are cheap to try in compiled code (about 100,000 a second by one chain on 1,000 x 12 x 72), so
-they run here on arrays:
+are cheap to try in compiled code (100,000-285,000 a second by one chain on 1,000 x 12 x 72,
+by machine), so they run here on arrays:
 
 - relocation: a job takes its cheapest run that fits what the others leave;
 - ejection: a job takes a run that does not fit, the jobs in its way on that pool step out (one

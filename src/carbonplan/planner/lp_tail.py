@@ -7,9 +7,9 @@ s, while the steps after column generation (the greedy at the duals, the unit re
 one core busy and leave the other idle (docs/benchmarks.md, "The next LP beside the primal
 steps").
 
-The live LP is no longer used by column generation once it returns; the pricing is a pricer of
-its own (pricing keeps the pausable paths of its last call in the pricer). Fails open: no bound
-is a bound not lifted.
+The live LP is no longer used by column generation once it returns, and pricing leaves the
+pricer as it was, so the plan's pricer serves both threads. Fails open: no bound is a bound not
+lifted.
 
 Must not import domain models, the store, signals or config.
 """
@@ -20,7 +20,6 @@ import threading
 import time
 
 from carbonplan.planner.master import LiveLP
-from carbonplan.planner.prepare import Prepared
 from carbonplan.planner.pricing import Pricer
 from carbonplan.planner.result import Termination
 
@@ -29,8 +28,8 @@ class LPTail:
     """One more LP of column generation in a thread, ending by `until` (perf_counter seconds);
     `bound()` reads the Lagrangian bound at its duals once it is there."""
 
-    def __init__(self, prep: Prepared, live: LiveLP, method: str, *, until: float) -> None:
-        self.prep, self.live, self.method, self.until = prep, live, method, until
+    def __init__(self, pricer: Pricer, live: LiveLP, method: str, *, until: float) -> None:
+        self.pricer, self.live, self.method, self.until = pricer, live, method, until
         self._bound: float | None = None
         try:  # so that stop() can end the LP (an interrupt callback, once per IPM iteration)
             live.h.HandleUserInterrupt = True
@@ -41,7 +40,6 @@ class LPTail:
 
     def _run(self) -> None:
         try:
-            pricer = Pricer(self.prep)
             left = self.until - time.perf_counter()
             if left <= 0:
                 return
@@ -49,7 +47,7 @@ class LPTail:
             if sol.result.termination is not Termination.OPTIMAL:
                 return  # (stopped by its time limit, or IPX short of its tolerance)
             if time.perf_counter() < self.until:
-                self._bound = pricer.price(sol.duals, keep_paths=False).lagrangian
+                self._bound = self.pricer.price(sol.duals, keep_paths=False).lagrangian
         except Exception:  # fail open: the plan keeps the bound it has
             self._bound = None
 

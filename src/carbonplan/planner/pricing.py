@@ -77,8 +77,16 @@ class _PausableGroup:
     start_extra: np.ndarray  # float (N, W): move penalty paid when the run starts at that slot
     unused: np.ndarray   # float (N,): share of the last work slot not charged (1 - final share)
     slot_idx: np.ndarray  # int (N, W): absolute slot (clipped) of each offset
-    choices: tuple[np.ndarray, np.ndarray] | None = None  # DP back-pointers of the last pricing
-    best_step: np.ndarray | None = None
+
+
+@dataclass(eq=False)
+class _Paths:
+    """One pricing's DP result for a pausable group: enough to rebuild its best runs. Kept on
+    the PricingResult, not on the group, so that pricing again (in this thread or another)
+    leaves earlier results readable."""
+
+    best_step: np.ndarray  # int (N,): last slot of each row's best run (-1: none)
+    choices: tuple[np.ndarray, np.ndarray] | None  # back-pointers (None: not kept)
 
 
 @dataclass(eq=False)
@@ -105,6 +113,7 @@ class PricingResult:
     job_pool: np.ndarray     # int (J,): pool of the cheapest column, -1 if unplanned is cheaper
     lagrangian: float        # L(y): a valid lower bound on the optimum
     groups: list[_PausableGroup] = field(repr=False, default_factory=list)
+    paths: list[_Paths] = field(repr=False, default_factory=list)  # per group
 
 
 class Pricer:
@@ -237,6 +246,7 @@ class Pricer:
             a = np.argmin(rc, axis=1)
             pair_rc[blk.jobs, blk.pool] = rc[np.arange(len(a)), a]
             pair_start[blk.jobs, blk.pool] = blk.first + a
+        paths: list[_Paths] = []
         for g_i, grp in enumerate(self.groups):
             static = grp.obj - lam * grp.t
             slot_rc = static - grp.units[:, None] * y.beta[grp.pools[:, None], grp.slot_idx]
@@ -244,8 +254,7 @@ class Pricer:
             last_discount = grp.unused[:, None] * np.where(np.isfinite(static), static, 0.0)
             best, step, choices = _pausable_dp(slot_rc, grp.start_extra, grp.n, grp.resume,
                                                keep_paths, last_discount)
-            grp.choices = choices
-            grp.best_step = step
+            paths.append(_Paths(best_step=step, choices=choices))
             better = best < pair_rc[grp.jobs, grp.pools]
             pair_rc[grp.jobs[better], grp.pools[better]] = best[better]
             pair_group[grp.jobs[better], grp.pools[better]] = g_i
@@ -258,12 +267,10 @@ class Pricer:
         job_rc = np.where(self.active, job_rc, 0.0)
         job_pool = np.where(take_unplanned | ~self.active, -1, best_pool)
         lagr = prep.frozen_cost + float(job_rc.sum()) + _coupling_term(prep, y, lam)
-        if not keep_paths:
-            for grp in self.groups:
-                grp.choices = None
         return PricingResult(duals=y, pair_rc=pair_rc, pair_start=pair_start,
                              pair_group=pair_group, pair_row=pair_row, job_rc=job_rc,
-                             job_pool=job_pool, lagrangian=lagr, groups=self.groups)
+                             job_pool=job_pool, lagrangian=lagr, groups=self.groups,
+                             paths=paths)
 
     @staticmethod
     def _block_rc(blk: _ContiguousBlock, y: Duals, lam: float, tab_beta: np.ndarray | None,
@@ -352,9 +359,8 @@ class Pricer:
                                       counts[contiguous])
         for g_i in np.unique(group[~contiguous]):
             at = np.flatnonzero(group == g_i)
-            grp = res.groups[g_i]
             rows = res.pair_row[jobs[at], pools[at]]
-            used = _backtrack(grp, rows)
+            used = _backtrack(res.groups[g_i], res.paths[g_i], rows)
             for a, row_used in zip(at, used, strict=True):
                 lists[a] = row_used
                 counts[a] = len(row_used)
@@ -487,15 +493,16 @@ def _pick_entry_full(pick_entry: np.ndarray) -> np.ndarray:
     return out
 
 
-def _backtrack(grp: _PausableGroup, rows: np.ndarray) -> list[np.ndarray]:
-    """Occupied slots of the DP's best run for the given rows of a pausable group."""
-    if grp.choices is None:
+def _backtrack(grp: _PausableGroup, paths: _Paths, rows: np.ndarray) -> list[np.ndarray]:
+    """Occupied slots of the DP's best run (of one pricing, `paths`) for the given rows of a
+    pausable group."""
+    if paths.choices is None:
         raise RuntimeError("pausable paths were not kept; price with keep_paths=True")
-    ch_on, ch_off = grp.choices
+    ch_on, ch_off = paths.choices
     W = ch_on.shape[0]
     N = len(rows)
     used = np.zeros((N, W), dtype=bool)
-    k = grp.best_step[rows].copy()
+    k = paths.best_step[rows].copy()
     w = grp.n[rows].copy()
     mode_on = np.ones(N, dtype=bool)
     active = k >= 0

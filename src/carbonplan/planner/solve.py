@@ -308,7 +308,7 @@ def plan(inst: object, *, backend: str | Backend = "highs", time_limit: float = 
             and relative_gap(best.objective, bound) > rel_gap):
         from carbonplan.planner.lp_tail import LPTail
 
-        tail = LPTail(prep, cg.live, cg.method, until=t0 + time_limit - reserve)
+        tail = LPTail(pricer, cg.live, cg.method, until=t0 + time_limit - reserve)
 
     def lifted(current: float, wait: float = 0.0) -> float:
         """`current`, or the next LP's bound once it is there and higher."""
