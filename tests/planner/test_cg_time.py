@@ -5,32 +5,12 @@ the machine's speed."""
 
 from __future__ import annotations
 
-import types
-
 import numpy as np
 import pytest
 
-from carbonplan.planner import cg, master
 from carbonplan.planner.cg import column_generation
 
 from .planner_helpers import priced_start, tiny_instance
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    """Every LP takes `clock.lp` simulated seconds; `clock.limits` records the time limit each
-    was given. Nothing else advances the clock."""
-    state = types.SimpleNamespace(now=0.0, lp=0.0, limits=[])
-    monkeypatch.setattr(cg, "time", types.SimpleNamespace(perf_counter=lambda: state.now))
-    solve = master.LiveLP.solve
-
-    def timed(self, *, method: str = "simplex", time_limit: float = np.inf):
-        state.limits.append(time_limit)
-        state.now += state.lp
-        return solve(self, method=method)
-
-    monkeypatch.setattr(master.LiveLP, "solve", timed)
-    return state
 
 
 def run(time_limit: float, grace: float):

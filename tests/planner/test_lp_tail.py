@@ -11,7 +11,7 @@ import types
 import numpy as np
 import pytest
 
-from carbonplan.planner import cg, master
+from carbonplan.planner import master
 from carbonplan.planner.cg import column_generation
 from carbonplan.planner.lp_tail import LPTail
 from carbonplan.planner.pricing import Pricer
@@ -20,18 +20,10 @@ from .planner_helpers import priced_start, tiny_instance
 
 
 @pytest.fixture
-def clock(monkeypatch):
-    """Every LP takes 0.4 simulated seconds of column generation's clock."""
-    state = types.SimpleNamespace(now=0.0)
-    monkeypatch.setattr(cg, "time", types.SimpleNamespace(perf_counter=lambda: state.now))
-    solve = master.LiveLP.solve
-
-    def timed(self, *, method: str = "simplex", time_limit: float = np.inf):
-        state.now += 0.4
-        return solve(self, method=method)
-
-    monkeypatch.setattr(master.LiveLP, "solve", timed)
-    return state
+def clock(clock):
+    """Every LP takes 0.4 simulated seconds of column generation's clock (conftest.py)."""
+    clock.lp = 0.4
+    return clock
 
 
 def start(seed: int = 8, **kw):

@@ -419,7 +419,12 @@ def plan(inst: object, *, backend: str | Backend = "highs", time_limit: float = 
             report("search", f"neighbourhood {it}")
 
     bound = lifted(bound)
-    target = bound / (1 - rel_gap) if bound > 0 else bound
+
+    def target_of(b: float) -> float:
+        """The objective at which the plan meets `rel_gap` against bound `b`."""
+        return b / (1 - rel_gap) if b > 0 else b
+
+    target = target_of(bound)
     proved = False
     if relative_gap(best.objective, bound) > rel_gap and n_free <= opt.completion_max_jobs:
         proved = complete(prep, pricer, cols, best, y_best, pricing, be,
@@ -442,7 +447,7 @@ def plan(inst: object, *, backend: str | Backend = "highs", time_limit: float = 
             tick = mark("local_search", tick)
             report("search", f"local search: {ls.attempts} moves tried, -${ls.gain:.2f}")
             bound = lifted(bound)
-            target = bound / (1 - rel_gap) if bound > 0 else bound
+            target = target_of(bound)
         while True:
             chunk = end - time.perf_counter()
             if interleave and chunk > 1.5 * every:  # (a shorter tail is searched in one go)
@@ -460,11 +465,11 @@ def plan(inst: object, *, backend: str | Backend = "highs", time_limit: float = 
             proved = complete(prep, pricer, cols, best, y_best, pricing, be,
                               time_limit=time_limit - elapsed(), opt=opt)
             tick = mark("completion", tick)
-    if tail is not None and not proved:  # (its LP ends by the reserve)
-        late = relative_gap(best.objective, bound) > rel_gap
-        bound = lifted(bound, max(t0 + time_limit - reserve - time.perf_counter(), 0.0)
-                       if late else 0.0)
     if tail is not None:
+        if not proved:  # (its LP ends by the reserve)
+            late = relative_gap(best.objective, bound) > rel_gap
+            bound = lifted(bound, max(t0 + time_limit - reserve - time.perf_counter(), 0.0)
+                           if late else 0.0)
         tail.stop()
     sched = best.schedule()
     fixed = np.flatnonzero(~prep.free)
