@@ -1,8 +1,13 @@
 """The built-in catalog holds the facts the issue lists, consistently."""
 
+from datetime import UTC, datetime
+
+import numpy as np
+
 from carbonplan import catalog
 from carbonplan.catalog.regions import REGIONS
 from carbonplan.domain import Market
+from carbonplan.signals.typical import typical_slots
 
 REQUIRED_GPUS = {"v100", "t4", "a10g", "l4", "l40s", "a100-40gb", "a100-80gb", "h100-sxm",
                  "h100-pcie", "h200"}
@@ -41,6 +46,16 @@ def test_regions_cover_three_providers_and_continents() -> None:
     for r in regions.values():
         assert r.zone in catalog.zone_ids()
         assert r.pue == catalog.PROVIDER_PUE[r.provider]
+
+
+def test_some_region_is_on_a_grid_with_a_daily_dip() -> None:
+    """Otherwise the offline model is flat in time in every built-in region and, on the
+    defaults, waiting saves no carbon."""
+    start = datetime(2026, 6, 1, tzinfo=UTC)
+    swings = {name: np.ptp(day) / day.mean() for name, r in catalog.regions().items()
+              for day in [typical_slots(r.zone, start, 24, 3600)]}
+    assert max(swings.values()) > 0.25
+    assert swings["us-west-1"] > 0.25
 
 
 def test_every_region_prices_its_gpus_with_a_spot_discount() -> None:

@@ -2,7 +2,9 @@
 since cloud regions rent whole GPUs only), planned with the offline carbon model.
 
 Jobs: training runs of 1-8 GPUs lasting hours to a day (some checkpointing, some pausable),
-MIG-sized inference batches, and small L4/T4 jobs; deadlines from hours to days.
+MIG-sized inference batches, and small L4/T4 jobs; deadlines from hours to days. Half the users
+are at home in N. California, on a solar grid, so the carbon-aware baselines that only wait in the
+home region (threshold, lowest window, Carbon-Time) have a daily dip to wait for.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from carbonplan.domain import JobSpec, Market, Pool, Region, Site
 from carbonplan.errors import InputError
 from carbonplan.submission import check_feasible_alone
 
+# each user's home region: where run-now and the temporal baselines run their jobs
+HOME_REGIONS = {"alice": "us-east-1", "bob": "us-west-1", "chen": "us-east-1", "dana": "us-west-1"}
 DEMO_CAPACITY = 8  # GPUs per cloud pool: enough pressure that where and when both matter
 
 
@@ -64,10 +68,11 @@ def demo_queue(site: Site, *, now: datetime, n: int = 40, seed: int = 7) -> list
                       spot=bool(rng.random() < 0.8), name=f"embed-{i}")
             slack_h = float(rng.uniform(4, 36))
         not_before = now + timedelta(hours=float(rng.choice([0, 0, 0, 2, 6])))
-        spec = JobSpec(user=str(rng.choice(["alice", "bob", "chen", "dana"])), project="demo",
+        user = str(rng.choice(["alice", "bob", "chen", "dana"]))
+        spec = JobSpec(user=user, project="demo",
                        command=["python", f"{kw['name'].split('-')[0]}.py"],
                        deadline=not_before + timedelta(hours=slack_h), not_before=not_before,
-                       home_region="us-east-1", **kw)
+                       home_region=HOME_REGIONS[user], **kw)
         for _ in range(20):
             try:
                 check_feasible_alone(spec, site, now=now)

@@ -187,8 +187,9 @@ def render_plan(run: PlanningRun, jobs: dict[int, Any], plan_id: int | None) -> 
                       f"{ev.get('energy_kwh', 0):,.0f} kWh")
     for names, sv in same_baselines(saved, plan.details.get("baselines", {})):
         alike = "equal figures; " if len(names) > 1 else ""
-        misses = (f"; it misses {sv['baseline_unplaced']} deadlines the plan meets"
-                  if sv["baseline_unplaced"] else "")
+        n_miss = sv["baseline_unplaced"]
+        misses = (f"; it misses {n_miss} deadline{'s' if n_miss > 1 else ''} the plan meets"
+                  if n_miss else "")
         console.print(f"  vs {', '.join(names)} ({alike}on the {sv['jobs_compared']} jobs both "
                       f"place): "
                       f"{_signed(sv['usd'], '$', 'saves', 'costs')} ({sv['pct_usd']:+.0f}%), "
