@@ -44,6 +44,19 @@ def test_json_history_and_slot(cli) -> None:
     assert datetime.now(UTC) - first <= timedelta(hours=6, minutes=30)
 
 
+def test_a_region_stands_for_its_zone(cli, tmp_path) -> None:
+    (tmp_path / "carbonplan.toml").write_text(
+        '[[regions]]\nname = "lab"\nzone = "ES"\nprovider = "onprem"\n'
+        '[[pools]]\nregion = "lab"\naccelerator = "a100-80gb"\nmarket = "owned"\n'
+        'capacity = 4\n')
+    for region, zone in (("us-west-1", "US-CAL-CISO"), ("eu-north-1", "SE"), ("lab", "ES")):
+        by_region = json.loads(cli("forecast", region, "--hours", "3", "--json").out)
+        assert by_region["zone"] == zone
+        by_zone = json.loads(cli("forecast", zone, "--hours", "3", "--json").out)
+        assert [p["g_per_kwh"] for p in by_region["points"]] == [
+            p["g_per_kwh"] for p in by_zone["points"]]
+
+
 def test_electricitymaps_forecast_with_source_and_issue_time(cli, api, tmp_path, em_key,
                                                               db_path) -> None:
     h0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
@@ -68,7 +81,8 @@ def test_a_failing_provider_still_answers_and_says_why(cli, api, tmp_path, em_ke
 
 
 @pytest.mark.parametrize("args,field,words", [
-    (["XX"], "zone", "unknown grid zone 'XX'"),
+    (["XX"], "zone", "unknown grid zone or region 'XX'"),
+    (["us-wst-1"], "zone", "did you mean 'us-west-1'"),
     (["DE", "--provider", "wattime"], "--provider", "did you mean 'watttime'"),
     (["DE", "--hours", "0"], "--hours", "must be a positive"),
     (["DE", "--hours", "-3"], "--hours", "must be a positive"),

@@ -22,6 +22,7 @@ from carbonplan.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from carbonplan.config import SiteConfig
     from carbonplan.signals.series import Series
 
 MAX_HOURS = 24 * 31
@@ -33,7 +34,8 @@ CHART_WIDTH = 120
 
 def forecast(
     zone: Annotated[str, typer.Argument(
-        help="Grid zone id (Electricity Maps key), e.g. DE, SE, GB, US-CAL-CISO.",
+        help="Grid zone id (Electricity Maps key), e.g. DE, SE, GB, US-CAL-CISO, or a region "
+             "of the site or the catalog (us-west-1: its zone).",
         show_default=False)],
     hours: Annotated[float, typer.Option(
         help="Hours to show: ahead, or back with --history.")] = 72,
@@ -54,7 +56,6 @@ def forecast(
 
     from carbonplan.errors import InputError
     from carbonplan.signals.service import SignalService
-    from carbonplan.signals.typical import check_zone
     from carbonplan.timeparse import parse_duration
 
     if not math.isfinite(hours) or hours <= 0:
@@ -62,7 +63,7 @@ def forecast(
     if hours > MAX_HOURS:
         raise InputError("--hours", f"must be at most {MAX_HOURS} (31 days), got {hours:g}")
     cfg = load_config(config)
-    check_zone(zone, "zone")
+    zone = zone_of(zone, cfg)
     slot_h = parse_duration(slot or cfg.planner.slot, "--slot" if slot else
                             "config planner.slot").total_seconds() / 3600.0
     svc = SignalService(cfg.carbon, provider=provider,
@@ -80,6 +81,21 @@ def forecast(
         print_json({**series.to_dict(), "slot_h": slot_h})
         return
     render(series)
+
+
+def zone_of(name: str, cfg: SiteConfig) -> str:
+    """`name` if it is a grid zone, else the zone of the site's (or the catalog's) region of
+    that name: users think in regions. Raises InputError naming `zone` otherwise."""
+    from carbonplan import catalog
+    from carbonplan.catalog.zones import ZONES
+    from carbonplan.errors import InputError, unknown
+
+    if name in ZONES:
+        return name
+    regions = {**catalog.regions(), **cfg.to_site().regions}
+    if name in regions:
+        return regions[name].zone
+    raise InputError("zone", unknown("grid zone or region", name, set(ZONES) | set(regions)))
 
 
 def render(series: Series) -> None:
