@@ -4,27 +4,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import numpy as np
-
 from carbonplan.demo import demo_queue, demo_site
 from carbonplan.planning import plan_jobs
-from carbonplan.signals.typical import typical_slots
+from carbonplan.signals.service import SignalService
 from carbonplan.store import open_store
 
 # 06:00 UTC is 22:00 in California (standard time): its solar dip is 13-17 hours ahead.
 NOW = datetime(2026, 6, 1, 6, 0, tzinfo=UTC)
 
 
-def offline(zones, t0, n, slot_h):
-    rows = [typical_slots(z, t0, n, int(slot_h * 3600)) for z in zones]
-    return np.array(rows), {z: {"origin": "offline"} for z in zones}
-
-
 def test_waiting_in_the_home_region_saves_carbon_on_the_demo(tmp_path) -> None:
-    _cfg, site = demo_site()
+    cfg, site = demo_site()
     store = open_store(str(tmp_path / "demo.db"))
     jobs = store.add_jobs(demo_queue(site, now=NOW, n=12), actor="test")
-    run = plan_jobs(jobs, site, offline, now=NOW, time_limit=5,
+    signals = SignalService(cfg.carbon, store)  # the demo's: the offline model
+    run = plan_jobs(jobs, site, signals, now=NOW, time_limit=5,
                     baselines=("run-now", "threshold", "lowest-window", "greedy"))
     evals = run.plan.details["baselines"]
     now = evals["run-now"]

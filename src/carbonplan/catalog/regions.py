@@ -50,7 +50,8 @@ REGIONS: dict[str, tuple[str, str, str, str, float, dict[str, tuple[float | None
         "v100": (71, ">20%"), "t4": (64, ">20%"), "a10g": (63, ">20%"), "l4": (47, ">20%"),
         "l40s": (50, ">20%"), "a100-40gb": (53, ">20%"), "a100-80gb": (67, "15-20%"),
         "h100-sxm": (46, "5-10%"), "h200": (63, "<5%")}),
-    "us-west-1": ("aws", "N. California", "north-america", "US-CAL-CISO", 1.20, {  # g4dn ratio
+    # x1.20: its g4dn list prices over us-east-1's (docs/catalog.md); a solar grid
+    "us-west-1": ("aws", "N. California", "north-america", "US-CAL-CISO", 1.20, {
         "t4": (59, "5-10%"), "h100-sxm": (73, "5-10%"), "h200": (90, "<5%")}),
     "ca-central-1": ("aws", "Canada Central", "north-america", "CA-QC", 1.10, {
         "v100": (65, ">20%"), "t4": (65, "5-10%"), "a10g": (61, ">20%"), "l4": (61, "5-10%")}),
